@@ -1,0 +1,46 @@
+# Every target works from a clean clone: it creates .venv and installs what it needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo lint bench serve clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# bubblewrap gives evaluator workers full isolation; installed when we may (root + apt).
+system-deps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+	      || echo "note: could not install bubblewrap; evaluator isolation falls back to resource limits"; \
+	  else echo "note: bubblewrap not installed; evaluator isolation falls back to resource limits"; fi; \
+	fi
+
+test: install system-deps
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/python -m pytest -n 2 -q
+
+demo: install
+	@tmp=$$(mktemp -d); echo "demo home: $$tmp"; \
+	AIREGISTRY_HOME=$$tmp $(BIN)/python examples/quickstart.py
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks examples
+
+serve: install
+	$(BIN)/airegistry server --home $${AIREGISTRY_HOME:-.airegistry-server}
+
+bench: install
+	$(BIN)/python benchmarks/bench_validate.py --size-mb 50
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
