@@ -50,15 +50,22 @@ class RecordedRequest:
 Responder = Callable[[dict[str, Any]], "str | StubReply"]
 
 
+def _json(
+    status: int, payload: Any, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
+    return status, json.dumps(payload).encode(), dict(headers or {})
+
+
 class OpenAIStub:
     """Scripted chat-completions endpoint on 127.0.0.1:<ephemeral port>.
 
     ``reply`` is a fixed string, a sequence of strings/StubReply consumed in order (the last
     one repeats), or a callable receiving the request JSON. ``delay_s`` delays every reply;
     delays end early when the stub stops so a test never waits on its own server.
-    ``hold_until_in_flight=N`` makes each request wait (up to ``hold_timeout_s``) until N
-    requests are in flight at once, which turns "the client runs N calls concurrently" into
-    a deterministic observation instead of a timing guess.
+    ``hold_until_in_flight=N`` holds requests at a barrier that opens once N are waiting
+    (or after ``hold_timeout_s``), which turns "the client runs N calls concurrently" into a
+    deterministic observation instead of a timing guess: ``max_in_flight`` then reaches N
+    exactly when the client really keeps N requests outstanding.
     """
 
     def __init__(
@@ -92,6 +99,8 @@ class OpenAIStub:
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self._waiting = 0
+        self._generation = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -195,39 +204,53 @@ class OpenAIStub:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self._cond.notify_all()
         try:
-            self._respond(h, body)
+            status, data, reply_headers = self._respond(h, body)
         finally:
+            # A request stops counting as in flight before its reply is written: the client
+            # cannot send its next request earlier than that, so "in flight here" never
+            # over-counts what the client has outstanding.
             with self._cond:
                 self.in_flight -= 1
+        self._send_raw(h, status, data, reply_headers)
 
-    def _respond(self, h: BaseHTTPRequestHandler, body: Any) -> None:
+    def _hold(self) -> None:
+        """Barrier: wait until ``hold_until_in_flight`` requests are waiting, then release them
+        together (or give up after ``hold_timeout_s``, or when the stub stops)."""
+        deadline = time.monotonic() + self.hold_timeout_s
+        with self._cond:
+            generation = self._generation
+            self._waiting += 1
+            if self._waiting >= self.hold_until_in_flight:
+                self._generation += 1
+                self._waiting = 0
+                self._cond.notify_all()
+                return
+            while (
+                self._generation == generation
+                and not self._stopping.is_set()
+                and time.monotonic() < deadline
+            ):
+                self._cond.wait(timeout=0.05)
+            if self._generation == generation:
+                self._waiting -= 1
+
+    def _respond(
+        self, h: BaseHTTPRequestHandler, body: Any
+    ) -> tuple[int, bytes, dict[str, str]]:
         if h.command != "POST" or h.path.rstrip("/") != "/v1/chat/completions":
-            self._send(h, 404, {"error": {"message": f"no route {h.command} {h.path}"}})
-            return
+            return _json(404, {"error": {"message": f"no route {h.command} {h.path}"}})
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            self._send(h, 400, {"error": {"message": "body must be JSON with 'messages'"}})
-            return
+            return _json(400, {"error": {"message": "body must be JSON with 'messages'"}})
         if self.hold_until_in_flight:
-            deadline = time.monotonic() + self.hold_timeout_s
-            with self._cond:
-                while (
-                    self.in_flight < self.hold_until_in_flight
-                    and not self._stopping.is_set()
-                    and time.monotonic() < deadline
-                ):
-                    self._cond.wait(timeout=0.05)
+            self._hold()
         reply = self._next_reply(body)
         delay = reply.delay_s or self.delay_s
         if delay:
             self._stopping.wait(delay)
         if reply.body is not None:
-            self._send_raw(h, reply.status, reply.body, reply.headers)
-            return
+            return reply.status, reply.body, reply.headers
         if reply.status != 200:
-            self._send(
-                h, reply.status, {"error": {"message": reply.content or "error"}}, reply.headers
-            )
-            return
+            return _json(reply.status, {"error": {"message": reply.content or "error"}}, reply.headers)
         completion = {
             "id": f"chatcmpl-stub-{len(self.requests)}",
             "object": "chat.completion",
@@ -242,16 +265,7 @@ class OpenAIStub:
             ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
-        self._send(h, 200, completion, reply.headers)
-
-    def _send(
-        self,
-        h: BaseHTTPRequestHandler,
-        status: int,
-        payload: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self._send_raw(h, status, json.dumps(payload).encode(), headers or {})
+        return _json(200, completion, reply.headers)
 
     @staticmethod
     def _send_raw(
