@@ -1,0 +1,474 @@
+"""The server's ASGI application: one port, dispatched by AWS protocol.
+
+Dispatch order for each request:
+
+1. ``/healthz`` and ``/metrics`` when the request is unsigned (a signed request for
+   those paths is S3 addressing a bucket of that name);
+2. the service in the SigV4 credential scope (``.../<region>/<service>/aws4_request``)
+   of the Authorization header or presigned query: ``s3``, ``sagemaker``, ``lambda``,
+   ``sts``, ``iam``;
+3. for unsigned requests (only accepted under ``--no-auth``): ``X-Amz-Target:
+   SageMaker.*`` -> SageMaker, ``/2015-03-31/functions`` -> Lambda, an ``Action=``
+   query or form body -> STS/IAM, anything else -> S3.
+
+Authentication happens here, before any handler runs, and failures are answered in
+the error format of the protocol the client speaks, so botocore raises the
+``ClientError`` code it would raise against AWS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from airegistry.server import sigv4
+from airegistry.server.auth import AuthConfig
+from airegistry.server.iam import IAM_NS, handle_iam
+from airegistry.server.logging import log_access
+from airegistry.server.metrics import Metrics
+from airegistry.server.s3 import S3Config, S3Handler
+from airegistry.server.s3_xml import error_document
+from airegistry.server.sts import STS_NS, handle_sts, query_error
+from airegistry.server.wire import (
+    BodyReader,
+    BodyTooLarge,
+    ClientDisconnected,
+    Message,
+    Receive,
+    RequestContext,
+    Scope,
+    Send,
+    send_response,
+)
+
+log = logging.getLogger("airegistry.server")
+
+ASGIApp = Callable[[Scope, Receive, Send], Any]
+HOME_ENV = "AIREGISTRY_SERVER_HOME"
+NO_AUTH_ENV = "AIREGISTRY_SERVER_NO_AUTH"
+ACCESS_KEY_SCOPE = "airegistry.access_key"
+
+#: Largest body accepted by the JSON and query protocols (Lambda zips arrive base64 in JSON).
+DEFAULT_MAX_API_BODY = 100 * 1024 * 1024
+
+_STS_ACTIONS = frozenset({
+    "GetCallerIdentity", "AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity",
+    "DecodeAuthorizationMessage", "GetAccessKeyInfo", "GetFederationToken", "GetSessionToken",
+})
+_KNOWN_SERVICES = frozenset({"s3", "sagemaker", "lambda", "sts", "iam"})
+
+
+@dataclass
+class ServerServices:
+    """Everything the wire layer serves; built from a home by ``airegistry.home``."""
+
+    objects: Any  # airegistry.storage.objects.ObjectStore
+    account_id: str
+    region: str
+    #: (X-Amz-Target, body) -> (status, headers, body); blocking, run in a worker thread.
+    sagemaker: Callable[[str | None, bytes], tuple[int, dict[str, str], bytes]] | None = None
+    #: Mounted for Lambda REST-JSON paths (/2015-03-31/functions...).
+    lambda_app: ASGIApp | None = None
+    #: Extra Prometheus text (job queue depth, runtime workers) appended to /metrics.
+    extra_metrics: Callable[[], str] | None = None
+
+
+@dataclass
+class ServerOptions:
+    """Tunables that are not services: addressing and size limits."""
+
+    virtual_host_bases: tuple[str, ...] = ("s3.localhost", "localhost")
+    max_object_size: int = 5 * 1024**3
+    max_api_body: int = DEFAULT_MAX_API_BODY
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- protocol-specific error rendering ----------------------------------------------------
+
+_AUTH_CODES: dict[str, dict[sigv4.AuthFailure, tuple[str, int]]] = {
+    "s3": {
+        sigv4.AuthFailure.MISSING: ("AccessDenied", 403),
+        sigv4.AuthFailure.MALFORMED: ("AuthorizationHeaderMalformed", 400),
+        sigv4.AuthFailure.UNKNOWN_KEY: ("InvalidAccessKeyId", 403),
+        sigv4.AuthFailure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
+        sigv4.AuthFailure.SKEWED: ("RequestTimeTooSkewed", 403),
+        sigv4.AuthFailure.EXPIRED: ("AccessDenied", 403),
+    },
+    "json": {
+        sigv4.AuthFailure.MISSING: ("MissingAuthenticationTokenException", 403),
+        sigv4.AuthFailure.MALFORMED: ("IncompleteSignatureException", 400),
+        sigv4.AuthFailure.UNKNOWN_KEY: ("UnrecognizedClientException", 403),
+        sigv4.AuthFailure.BAD_SIGNATURE: ("InvalidSignatureException", 403),
+        sigv4.AuthFailure.SKEWED: ("InvalidSignatureException", 403),
+        sigv4.AuthFailure.EXPIRED: ("InvalidSignatureException", 403),
+    },
+    "query": {
+        sigv4.AuthFailure.MISSING: ("MissingAuthenticationToken", 403),
+        sigv4.AuthFailure.MALFORMED: ("IncompleteSignature", 400),
+        sigv4.AuthFailure.UNKNOWN_KEY: ("InvalidClientTokenId", 403),
+        sigv4.AuthFailure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
+        sigv4.AuthFailure.SKEWED: ("SignatureDoesNotMatch", 403),
+        sigv4.AuthFailure.EXPIRED: ("ExpiredToken", 403),
+    },
+}
+
+
+def _family(service: str) -> str:
+    if service == "s3":
+        return "s3"
+    if service in ("sts", "iam"):
+        return "query"
+    return "json"
+
+
+async def send_protocol_error(send: Send, ctx: RequestContext, service: str, code: str,
+                              message: str, status: int) -> None:
+    """An error in the wire format of ``service`` (S3 XML, AWS JSON, or query XML)."""
+    ctx.error_code = code
+    family = _family(service)
+    rid = ctx.request_id
+    head = ctx.method == "HEAD"
+    if family == "s3":
+        body = error_document(code, message, ctx.path, rid)
+        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", rid)]
+    elif family == "query":
+        ns = IAM_NS if service == "iam" else STS_NS
+        body = query_error(ns, code, message, rid)
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)]
+    else:
+        ctype = "application/json" if service == "lambda" else "application/x-amz-json-1.1"
+        doc: dict[str, str] = {"__type": code, "message": message}
+        if service == "lambda":
+            doc["Type"] = "User"
+        body = json.dumps(doc).encode()
+        headers = [("Content-Type", ctype), ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", code)]
+    await send_response(send, ctx, status, headers, body, head=head)
+
+
+# -- the application ----------------------------------------------------------------------
+
+
+class AiRegistryApp:
+    """The ASGI callable. Stateless apart from metrics; safe under many concurrent requests."""
+
+    def __init__(self, services: ServerServices, *, auth: AuthConfig | None,
+                 options: ServerOptions | None = None, metrics: Metrics | None = None) -> None:
+        self.services = services
+        self.auth = auth
+        self.options = options or ServerOptions()
+        self.metrics = metrics or Metrics()
+        self.s3 = S3Handler(services.objects, S3Config(
+            region=services.region, owner_id=services.account_id,
+            virtual_host_bases=self.options.virtual_host_bases,
+            max_object_size=self.options.max_object_size,
+        ))
+        if auth is None:
+            log.warning(
+                "airegistry server: authentication is DISABLED (--no-auth); anyone who can "
+                "reach this port can read and write the registry"
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        ctx = RequestContext.from_scope(scope)
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                ctx.status = int(message["status"])
+            await send(message)
+
+        self.metrics.started()
+        try:
+            await self._dispatch(ctx, scope, receive, tracked_send)
+        except (ClientDisconnected, asyncio.CancelledError, OSError) as exc:
+            ctx.status = ctx.status or 499
+            ctx.error_code = ctx.error_code or "ClientDisconnected"
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        except Exception:
+            log.exception("unhandled error in %s %s (request %s)", ctx.method, ctx.path,
+                          ctx.request_id)
+            if not started:
+                with contextlib.suppress(Exception):
+                    await send_protocol_error(tracked_send, ctx, ctx.service, "InternalError",
+                                              "We encountered an internal error. Please try again.",
+                                              500)
+            else:
+                raise
+        finally:
+            self.metrics.observe(ctx.service, ctx.operation, ctx.status, ctx.duration_ms / 1000,
+                                 ctx.bytes_in, ctx.bytes_out)
+            log_access(ctx)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _dispatch(self, ctx: RequestContext, scope: Scope, receive: Receive,
+                        send: Send) -> None:
+        signed = "authorization" in ctx.headers or ctx.has_query("X-Amz-Signature")
+        if not signed and ctx.path in ("/healthz", "/metrics") and ctx.method in ("GET", "HEAD"):
+            return await self._ops_endpoint(ctx, send)
+        service = sigv4.credential_service(ctx.headers, ctx.query)
+        reader = BodyReader(receive, ctx, None)
+        body: bytes | None = None
+        if service is None:
+            service, body = await self._guess_service(ctx, reader)
+        ctx.service = service
+        if service not in _KNOWN_SERVICES:
+            ctx.service = "unknown"
+            return await send_protocol_error(send, ctx, "sagemaker", "UnknownServiceException",
+                                             f"This endpoint does not serve {service!r}", 400)
+        if service != "s3" and body is None:
+            body = await self._read_api_body(ctx, reader, send, service)
+            if body is None:
+                return
+        verified = await self._authenticate(ctx, send, service, body)
+        if verified is False:
+            return
+        access_key = verified.access_key if verified else _claimed_key(ctx)
+        ctx.access_key = access_key
+        scope[ACCESS_KEY_SCOPE] = access_key
+        if service == "s3":
+            return await self.s3.handle(ctx, receive, send, verified or None)
+        assert body is not None
+        if service == "sagemaker":
+            return await self._sagemaker(ctx, send, body)
+        if service == "lambda":
+            return await self._lambda(ctx, scope, receive, send, body)
+        return await self._query(ctx, send, service, body)
+
+    async def _authenticate(self, ctx: RequestContext, send: Send, service: str,
+                            body: bytes | None) -> sigv4.VerifiedRequest | bool | None:
+        """The verified request, None when auth is off, False when an error was sent."""
+        if self.auth is None:
+            return None
+        payload_hash: str | None
+        if service == "s3":
+            payload_hash = ctx.headers.get("x-amz-content-sha256")
+            if payload_hash is None and "authorization" in ctx.headers:
+                await send_protocol_error(
+                    send, ctx, service, "InvalidRequest",
+                    "Missing required header for this request: x-amz-content-sha256", 400)
+                return False
+        else:
+            payload_hash = hashlib.sha256(body or b"").hexdigest()
+        try:
+            return sigv4.verify_request(
+                method=ctx.method, raw_path=ctx.raw_path, raw_query=ctx.raw_query,
+                header_pairs=ctx.header_pairs, payload_hash=payload_hash,
+                lookup_secret=self.auth.lookup,
+            )
+        except sigv4.SigV4Error as exc:
+            code, status = _AUTH_CODES[_family(service)][exc.kind]
+            if service == "s3" and exc.kind is sigv4.AuthFailure.MALFORMED \
+                    and "authorization" not in ctx.headers:
+                code = "AuthorizationQueryParametersError"
+            message = exc.message if exc.kind is not sigv4.AuthFailure.MISSING else (
+                "Access Denied" if service == "s3" else "Missing Authentication Token")
+            await send_protocol_error(send, ctx, service, code, message, status)
+            return False
+
+    async def _guess_service(self, ctx: RequestContext,
+                             reader: BodyReader) -> tuple[str, bytes | None]:
+        target = ctx.headers.get("x-amz-target", "")
+        if target.startswith("SageMaker"):
+            return "sagemaker", None
+        if ctx.path.startswith("/2015-03-31/functions"):
+            return "lambda", None
+        action = ctx.query_value("Action")
+        if action:
+            return ("sts" if action in _STS_ACTIONS else "iam"), None
+        ctype = ctx.headers.get("content-type", "")
+        if ctx.method == "POST" and ctx.path == "/" and ctype.startswith(
+                "application/x-www-form-urlencoded"):
+            try:
+                body = await self._read_limited(reader, self.options.max_api_body)
+            except BodyTooLarge:
+                body = b""
+            form = dict(parse_qsl(body.decode("utf-8", "replace")))
+            act = form.get("Action", "")
+            return ("sts" if act in _STS_ACTIONS or not act else "iam"), body
+        return "s3", None
+
+    async def _read_limited(self, reader: BodyReader, limit: int) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            chunk = await reader.read_chunk()
+            if not chunk:
+                return b"".join(parts)
+            total += len(chunk)
+            if total > limit:
+                raise BodyTooLarge(limit)
+            parts.append(chunk)
+
+    async def _read_api_body(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                             service: str) -> bytes | None:
+        limit = self.options.max_api_body
+        length = ctx.headers.get("content-length", "")
+        too_big = length.isdigit() and int(length) > limit
+        if not too_big:
+            try:
+                return await self._read_limited(reader, limit)
+            except BodyTooLarge:
+                too_big = True
+        code = "RequestEntityTooLargeException" if _family(service) == "json" else "RequestEntityTooLarge"
+        await send_protocol_error(send, ctx, service, code,
+                                  f"Request must be smaller than {limit} bytes", 413)
+        return None
+
+    async def _ops_endpoint(self, ctx: RequestContext, send: Send) -> None:
+        ctx.service = "ops"
+        if ctx.path == "/healthz":
+            ctx.operation = "Health"
+            body = json.dumps({"status": "ok", "pid": os.getpid()}).encode()
+            return await send_response(send, ctx, 200, [("Content-Type", "application/json")],
+                                       body, head=ctx.method == "HEAD")
+        ctx.operation = "Metrics"
+        text = self.metrics.render()
+        if self.services.extra_metrics is not None:
+            try:
+                extra = await asyncio.to_thread(self.services.extra_metrics)
+            except Exception:
+                log.exception("extra_metrics() failed; serving request metrics only")
+                extra = ""
+            text += extra if extra.endswith("\n") or not extra else extra + "\n"
+        await send_response(send, ctx, 200, [
+            ("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], text.encode(),
+            head=ctx.method == "HEAD")
+
+    async def _sagemaker(self, ctx: RequestContext, send: Send, body: bytes) -> None:
+        target = ctx.headers.get("x-amz-target")
+        ctx.operation = target.split(".", 1)[-1] if target else "Unknown"
+        if self.services.sagemaker is None:
+            return await send_protocol_error(send, ctx, "sagemaker", "UnknownOperationException",
+                                             "SageMaker is not served by this endpoint", 400)
+        from starlette.concurrency import run_in_threadpool
+
+        status, headers, out = await run_in_threadpool(self.services.sagemaker, target, body)
+        hdrs = [(k, v) for k, v in headers.items()]
+        if not any(k.lower() == "x-amzn-requestid" for k, _ in hdrs):
+            hdrs.append(("x-amzn-RequestId", ctx.request_id))
+        if status >= 400:
+            with contextlib.suppress(ValueError, AttributeError):
+                ctx.error_code = str(json.loads(out).get("__type"))
+        await send_response(send, ctx, status, hdrs, out)
+
+    async def _lambda(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send,
+                      body: bytes) -> None:
+        parts = ctx.path.rstrip("/").split("/")
+        ctx.operation = _lambda_operation(ctx.method, parts)
+        if self.services.lambda_app is None:
+            return await send_protocol_error(send, ctx, "lambda", "UnknownOperationException",
+                                             "Lambda is not served by this endpoint", 400)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                ctx.bytes_out += len(message.get("body", b""))
+            await send(message)
+
+        await self.services.lambda_app(scope, replay, counting_send)
+
+    async def _query(self, ctx: RequestContext, send: Send, service: str, body: bytes) -> None:
+        params = dict(ctx.query)
+        if ctx.method == "POST" and body:
+            try:
+                params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                        strict_parsing=False))
+            except UnicodeDecodeError:
+                return await send_protocol_error(send, ctx, service, "MalformedQueryString",
+                                                 "Request body is not valid UTF-8", 400)
+        action = params.get("Action")
+        ctx.operation = action or "Unknown"
+        if service == "sts":
+            status, out = handle_sts(action, account_id=self.services.account_id,
+                                     access_key=ctx.access_key, request_id=ctx.request_id)
+        else:
+            status, out = handle_iam(action, params, account_id=self.services.account_id,
+                                     access_key=ctx.access_key, request_id=ctx.request_id)
+        if status >= 400:
+            ctx.error_code = "AccessDenied" if status == 403 else "InvalidAction"
+        await send_response(send, ctx, status, [("Content-Type", "text/xml"),
+                                                ("x-amzn-RequestId", ctx.request_id)], out)
+
+
+def _claimed_key(ctx: RequestContext) -> str | None:
+    """The (unverified) access key a request names; only used under --no-auth."""
+    try:
+        return sigv4.extract_signature(ctx.headers, ctx.query).access_key
+    except sigv4.SigV4Error:
+        return None
+
+
+def _lambda_operation(method: str, parts: list[str]) -> str:
+    # /2015-03-31/functions[/name[/code|/invocations|/configuration]]
+    tail = parts[3:] if len(parts) > 3 else []
+    if not tail:
+        return "ListFunctions" if method == "GET" else "CreateFunction"
+    if len(tail) == 1:
+        return {"GET": "GetFunction", "DELETE": "DeleteFunction"}.get(method, "Unknown")
+    return {"invocations": "Invoke", "code": "UpdateFunctionCode",
+            "configuration": "GetFunctionConfiguration" if method == "GET"
+            else "UpdateFunctionConfiguration"}.get(tail[1], "Unknown")
+
+
+def create_app(services: ServerServices, *, auth: AuthConfig | None,
+               options: ServerOptions | None = None,
+               metrics: Metrics | None = None) -> AiRegistryApp:
+    """Build the ASGI app. ``auth=None`` disables authentication (``--no-auth``)."""
+    return AiRegistryApp(services, auth=auth, options=options, metrics=metrics)
+
+
+def app_factory() -> AiRegistryApp:
+    """uvicorn factory for multi-worker mode: ``airegistry.server.app:app_factory``.
+
+    Each worker builds its own services from the home named by ``AIREGISTRY_SERVER_HOME``;
+    ``AIREGISTRY_SERVER_NO_AUTH=1`` disables authentication (set by ``--no-auth``).
+    """
+    home_txt = os.environ.get(HOME_ENV)
+    if not home_txt:
+        raise RuntimeError(f"{HOME_ENV} must name the server home directory")
+    home = Path(home_txt).expanduser()
+    from airegistry.home import open_server_services  # the lead's module; imported lazily
+
+    services = open_server_services(home)
+    no_auth = os.environ.get(NO_AUTH_ENV, "") == "1"
+    auth = None if no_auth else AuthConfig.from_home(home)
+    options = ServerOptions()
+    bases = os.environ.get("AIREGISTRY_SERVER_VHOST_BASES")
+    if bases:
+        options.virtual_host_bases = tuple(b.strip() for b in bases.split(",") if b.strip())
+    max_obj = os.environ.get("AIREGISTRY_SERVER_MAX_OBJECT_SIZE")
+    if max_obj and max_obj.isdigit():
+        options.max_object_size = int(max_obj)
+    return create_app(services, auth=auth, options=options)

@@ -1,0 +1,640 @@
+"""S3 REST-XML over the object store: routing, headers, streaming bodies, errors.
+
+The handler is called after SigV4 verification of the request *headers*; the body is
+verified while it streams (``x-amz-content-sha256``, Content-MD5, flexible checksums
+and aws-chunked chunk signatures), and any mismatch surfaces as an exception inside
+the iterator the store is consuming, so a bad or interrupted upload is never
+committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, unquote_to_bytes
+
+from airegistry.server import s3_xml, sigv4
+from airegistry.server.chunked import (
+    AwsChunkedDecoder,
+    ChunkedDecodeError,
+    ChunkSigning,
+    checksum_header_algorithm,
+)
+from airegistry.server.s3_xml import S3Error
+from airegistry.server.wire import (
+    BodyReader,
+    BodyTooLarge,
+    ClientDisconnected,
+    Receive,
+    RequestContext,
+    Send,
+    run_sync,
+    send_response,
+)
+
+#: Above this many bytes of metadata headers S3 answers MetadataTooLarge.
+MAX_METADATA_BYTES = 2048
+GET_CHUNK = 1 << 20
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_PRECONDITION_HEADERS = ("if-match", "if-none-match")
+
+
+@dataclass
+class S3Config:
+    """Addressing and limits for the S3 endpoint."""
+
+    region: str = "us-east-1"
+    owner_id: str = "000000000000"
+    #: Host names under which ``<bucket>.<base>`` means virtual-host-style addressing.
+    virtual_host_bases: tuple[str, ...] = ("s3.localhost", "localhost")
+    #: Largest single PutObject / UploadPart body accepted (bytes).
+    max_object_size: int = 5 * 1024**3
+    #: Largest XML request body (DeleteObjects, CompleteMultipartUpload).
+    max_xml_body: int = s3_xml.MAX_XML_BODY
+    extra_bases: list[str] = field(default_factory=list)
+
+
+def _store_error(exc: Exception) -> S3Error | None:
+    """Store errors carry the S3 ``code``/``status``; map them without importing each class."""
+    code, status = getattr(exc, "code", None), getattr(exc, "status", None)
+    if isinstance(code, str) and isinstance(status, int):
+        message = getattr(exc, "message", None) or str(exc) or code
+        details = getattr(exc, "details", None) or {}
+        return S3Error(code, message, status, **{k: str(v) for k, v in details.items()})
+    return None
+
+
+def split_bucket_key(ctx: RequestContext, config: S3Config) -> tuple[str | None, str | None]:
+    """Bucket and key from virtual-host or path-style addressing, keys percent-decoded."""
+    host = ctx.headers.get("host", "").strip().lower()
+    hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+    try:
+        path = unquote_to_bytes(ctx.raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "The request path is not valid UTF-8") from None
+    bases = sorted(set(config.virtual_host_bases) | set(config.extra_bases), key=len, reverse=True)
+    for base in bases:
+        suffix = "." + base.lower()
+        if hostname.endswith(suffix) and len(hostname) > len(suffix):
+            bucket = hostname[: -len(suffix)]
+            key = path[1:] if path.startswith("/") else path
+            return bucket, key or None
+    trimmed = path[1:] if path.startswith("/") else path
+    if not trimmed:
+        return None, None
+    bucket, _, key = trimmed.partition("/")
+    return bucket, key or None
+
+
+def _metadata(ctx: RequestContext) -> dict[str, str]:
+    meta = {k[len("x-amz-meta-"):]: v for k, v in ctx.headers.items() if k.startswith("x-amz-meta-")}
+    if sum(len(k) + len(v) for k, v in meta.items()) > MAX_METADATA_BYTES:
+        raise S3Error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed size")
+    return meta
+
+
+def _object_headers(info: Any, *, checksum_mode: bool) -> list[tuple[str, str]]:
+    headers = [
+        ("ETag", s3_xml.quoted_etag(info.etag)),
+        ("Last-Modified", s3_xml.http_date(info.last_modified)),
+        ("Content-Type", info.content_type or "binary/octet-stream"),
+        ("Accept-Ranges", "bytes"),
+    ]
+    for k, v in (info.metadata or {}).items():
+        headers.append((f"x-amz-meta-{k}", v))
+    if checksum_mode:
+        for alg, val in (getattr(info, "checksums", None) or {}).items():
+            headers.append((f"x-amz-checksum-{alg.lower()}", val))
+            if "-" in val:
+                headers.append(("x-amz-checksum-type", "COMPOSITE"))
+    return headers
+
+
+def _etag_in(condition: str, etag: str) -> bool:
+    wanted = [c.strip().strip('"').lower() for c in condition.split(",") if c.strip()]
+    return any(c in ("*", etag.lower()) for c in wanted)
+
+
+def parse_range(value: str | None) -> tuple[str, int, int | None] | None:
+    """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n``; None means "ignore the header"."""
+    if not value:
+        return None
+    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", value)
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # S3 ignores unparseable or multi-range headers and returns the object
+    if not m.group(1):
+        return ("suffix", int(m.group(2)), None)
+    first = int(m.group(1))
+    last = int(m.group(2)) if m.group(2) else None
+    if last is not None and last < first:
+        return None
+    return ("range", first, last)
+
+
+class S3Handler:
+    """Dispatches one S3 request to the object store and writes the response."""
+
+    def __init__(self, objects: Any, config: S3Config) -> None:
+        self.objects = objects
+        self.config = config
+
+    # -- entry point ---------------------------------------------------------------------
+
+    async def handle(self, ctx: RequestContext, receive: Receive, send: Send,
+                     verified: sigv4.VerifiedRequest | None) -> None:
+        reader = BodyReader(receive, ctx, None)
+        head = ctx.method == "HEAD"
+        try:
+            bucket, key = split_bucket_key(ctx, self.config)
+            await self._route(ctx, reader, send, verified, bucket, key)
+        except ClientDisconnected:
+            ctx.status = 499
+            ctx.error_code = "ClientDisconnected"
+        except BodyTooLarge:
+            await self.send_error(send, ctx, S3Error(
+                "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"), head)
+        except S3Error as exc:
+            await reader.drain()
+            await self.send_error(send, ctx, exc, head)
+        except ChunkedDecodeError as exc:
+            await reader.drain()
+            await self.send_error(send, ctx, S3Error(exc.code, exc.message, exc.status), head)
+        except Exception as exc:
+            err = _store_error(exc)
+            if err is None:
+                raise
+            await reader.drain()
+            await self.send_error(send, ctx, err, head)
+
+    async def send_error(self, send: Send, ctx: RequestContext, exc: S3Error, head: bool) -> None:
+        ctx.error_code = exc.code
+        body = s3_xml.error_document(exc.code, exc.message, ctx.path, ctx.request_id, exc.extra)
+        await send_response(send, ctx, exc.status, [
+            ("Content-Type", "application/xml"), ("x-amz-request-id", ctx.request_id)
+        ], body, head=head)
+
+    async def _route(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                     verified: sigv4.VerifiedRequest | None, bucket: str | None,
+                     key: str | None) -> None:
+        m = ctx.method
+        if bucket is None:
+            if m == "GET":
+                ctx.operation = "ListBuckets"
+                return await self.list_buckets(ctx, send)
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+        if key is None:
+            return await self._bucket_op(ctx, reader, send, bucket)
+        return await self._object_op(ctx, reader, send, verified, bucket, key)
+
+    async def _bucket_op(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                         bucket: str) -> None:
+        m = ctx.method
+        unsupported = [k for k, _ in ctx.query if k in _UNSUPPORTED_BUCKET_SUBRESOURCES]
+        if unsupported:
+            raise S3Error("NotImplemented", f"Bucket subresource {unsupported[0]!r} is not implemented", 501)
+        if m == "PUT":
+            ctx.operation = "CreateBucket"
+            body = await self._read_small(reader, ctx)
+            if body.strip():
+                s3_xml.parse_xml(body, "CreateBucketConfiguration")
+            info = await run_sync(self.objects.create_bucket, bucket)
+            return await send_response(send, ctx, 200, self._base_headers(ctx) + [
+                ("Location", f"/{info.name}")])
+        if m == "HEAD":
+            ctx.operation = "HeadBucket"
+            await run_sync(self.objects.head_bucket, bucket)
+            return await send_response(send, ctx, 200, self._base_headers(ctx) + [
+                ("x-amz-bucket-region", self.config.region)], head=True)
+        if m == "DELETE":
+            ctx.operation = "DeleteBucket"
+            await run_sync(self.objects.delete_bucket, bucket)
+            return await send_response(send, ctx, 204, self._base_headers(ctx))
+        if m == "POST" and ctx.has_query("delete"):
+            ctx.operation = "DeleteObjects"
+            return await self.delete_objects(ctx, reader, send, bucket)
+        if m == "GET":
+            if ctx.has_query("location"):
+                ctx.operation = "GetBucketLocation"
+                await run_sync(self.objects.head_bucket, bucket)
+                return await self._xml(send, ctx, s3_xml.location_constraint(self.config.region))
+            if ctx.has_query("uploads"):
+                raise S3Error("NotImplemented", "ListMultipartUploads is not implemented", 501)
+            return await self.list_objects(ctx, send, bucket)
+        raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+
+    async def _object_op(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                         verified: sigv4.VerifiedRequest | None, bucket: str, key: str) -> None:
+        m = ctx.method
+        upload_id = ctx.query_value("uploadId")
+        if m == "PUT":
+            if upload_id is not None:
+                if "x-amz-copy-source" in ctx.headers:
+                    raise S3Error("NotImplemented", "UploadPartCopy is not implemented", 501)
+                ctx.operation = "UploadPart"
+                return await self.upload_part(ctx, reader, send, verified, bucket, key, upload_id)
+            if "x-amz-copy-source" in ctx.headers:
+                ctx.operation = "CopyObject"
+                return await self.copy_object(ctx, send, bucket, key)
+            if ctx.has_query("tagging") or ctx.has_query("acl") or ctx.has_query("retention"):
+                raise S3Error("NotImplemented", "Object subresources are not implemented", 501)
+            ctx.operation = "PutObject"
+            return await self.put_object(ctx, reader, send, verified, bucket, key)
+        if m in ("GET", "HEAD"):
+            if upload_id is not None and m == "GET":
+                ctx.operation = "ListParts"
+                return await self.list_parts(ctx, send, bucket, key, upload_id)
+            if ctx.has_query("tagging") or ctx.has_query("acl"):
+                raise S3Error("NotImplemented", "Object subresources are not implemented", 501)
+            ctx.operation = "GetObject" if m == "GET" else "HeadObject"
+            return await self.get_object(ctx, send, bucket, key, head=(m == "HEAD"))
+        if m == "DELETE":
+            if upload_id is not None:
+                ctx.operation = "AbortMultipartUpload"
+                await run_sync(self.objects.abort_multipart_upload, bucket, key, upload_id)
+                return await send_response(send, ctx, 204, self._base_headers(ctx))
+            ctx.operation = "DeleteObject"
+            await run_sync(self._delete_quietly, bucket, key)
+            return await send_response(send, ctx, 204, self._base_headers(ctx))
+        if m == "POST":
+            if ctx.has_query("uploads"):
+                ctx.operation = "CreateMultipartUpload"
+                return await self.create_multipart(ctx, send, bucket, key)
+            if upload_id is not None:
+                ctx.operation = "CompleteMultipartUpload"
+                return await self.complete_multipart(ctx, reader, send, bucket, key, upload_id)
+        raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _base_headers(self, ctx: RequestContext) -> list[tuple[str, str]]:
+        return [("x-amz-request-id", ctx.request_id), ("x-amz-id-2", ctx.request_id)]
+
+    async def _xml(self, send: Send, ctx: RequestContext, body: bytes, status: int = 200,
+                   extra: list[tuple[str, str]] | None = None) -> None:
+        await send_response(send, ctx, status, self._base_headers(ctx) + [
+            ("Content-Type", "application/xml")] + (extra or []), body)
+
+    async def _read_small(self, reader: BodyReader, ctx: RequestContext) -> bytes:
+        length = ctx.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.config.max_xml_body:
+            raise S3Error("MalformedXML", f"Request body is larger than {self.config.max_xml_body} bytes")
+        body = bytearray()
+        while True:
+            chunk = await reader.read_chunk()
+            if not chunk:
+                break
+            body.extend(chunk)
+            if len(body) > self.config.max_xml_body:
+                raise S3Error("MalformedXML", f"Request body is larger than {self.config.max_xml_body} bytes")
+        data = bytes(body)
+        if "aws-chunked" in ctx.headers.get("content-encoding", ""):
+            decoder = AwsChunkedDecoder(signing=None, expect_trailer=None, decoded_length=None)
+            data = b"".join(decoder.decode([data]))
+        md5 = ctx.headers.get("content-md5")
+        if md5 is not None:
+            import hashlib
+
+            if base64.b64encode(hashlib.md5(data).digest()).decode() != md5.strip():
+                raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
+        sha = ctx.headers.get("x-amz-content-sha256")
+        if sha and _HEX64.match(sha):
+            import hashlib
+
+            if hashlib.sha256(data).hexdigest() != sha.lower():
+                raise S3Error("XAmzContentSHA256Mismatch",
+                              "The provided 'x-amz-content-sha256' header does not match what was computed.")
+        return data
+
+    def _delete_quietly(self, bucket: str, key: str) -> None:
+        # DeleteObject on a missing key succeeds on S3 (204); the bucket must exist.
+        try:
+            self.objects.delete_object(bucket, key)
+        except Exception as exc:
+            err = _store_error(exc)
+            if err is None or err.code != "NoSuchKey":
+                raise
+
+    # -- upload body pipeline ------------------------------------------------------------
+
+    def _body_plan(self, ctx: RequestContext, reader: BodyReader,
+                   verified: sigv4.VerifiedRequest | None) -> tuple[Iterator[bytes], dict[str, Any], AwsChunkedDecoder | None]:
+        """The body iterator for the store plus the digests the store must verify."""
+        h = ctx.headers
+        length_txt = h.get("content-length")
+        if length_txt is not None:
+            if not length_txt.isdigit():
+                raise S3Error("InvalidArgument", f"Content-Length {length_txt!r} is not a number")
+            # aws-chunked framing adds some bytes; the decoded size is capped below.
+            framing_slack = 0 if "aws-chunked" not in h.get("content-encoding", "") else 1 << 20
+            if int(length_txt) > self.config.max_object_size + framing_slack:
+                raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+        elif h.get("transfer-encoding", "").lower() != "chunked":
+            raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
+        kwargs: dict[str, Any] = {}
+        md5 = h.get("content-md5")
+        if md5 is not None:
+            try:
+                raw = base64.b64decode(md5.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 16:
+                raise S3Error("InvalidDigest", "The Content-MD5 you specified is not valid.")
+            kwargs["content_md5"] = md5.strip()
+        payload = (verified.payload_hash if verified else h.get("x-amz-content-sha256", "")) or ""
+        if _HEX64.match(payload):
+            kwargs["sha256_hex"] = payload.lower()
+        # Flexible checksum sent as a header (boto3's default over plain HTTP).
+        header_checksum = None
+        for name, value in h.items():
+            alg = checksum_header_algorithm(name)
+            if alg is not None:
+                header_checksum = (alg, value.strip())
+        source = reader.sync_iter()
+        decoder = None
+        encoding = h.get("content-encoding", "")
+        streaming = payload in sigv4.STREAMING_PAYLOADS
+        if "aws-chunked" in encoding or streaming:
+            decoded_txt = h.get("x-amz-decoded-content-length")
+            decoded = int(decoded_txt) if decoded_txt and decoded_txt.isdigit() else None
+            if decoded is not None and decoded > self.config.max_object_size:
+                raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+            signing = None
+            # verified is None only when the server runs with --no-auth: chunk
+            # signatures are then framing to skip, like the request signature itself.
+            if payload in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER) and verified:
+                signing = ChunkSigning(verified.signing_key, verified.amz_date, verified.scope,
+                                       verified.signature)
+            trailer = h.get("x-amz-trailer")
+            decoder = AwsChunkedDecoder(signing=signing, expect_trailer=trailer,
+                                        decoded_length=decoded,
+                                        max_size=self.config.max_object_size)
+            if decoder.result.algorithm is not None:
+                kwargs["checksum"] = (decoder.result.algorithm, None)
+            body: Iterator[bytes] = decoder.decode(source)
+        else:
+            body = _capped(source, self.config.max_object_size)
+        if header_checksum is not None and "checksum" not in kwargs:
+            kwargs["checksum"] = header_checksum
+        elif "checksum" not in kwargs:
+            alg = h.get("x-amz-checksum-algorithm") or h.get("x-amz-sdk-checksum-algorithm")
+            if alg and alg.upper() in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
+                kwargs["checksum"] = (alg.upper(), None)
+        return body, kwargs, decoder
+
+    async def put_object(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                         verified: sigv4.VerifiedRequest | None, bucket: str, key: str) -> None:
+        body, kwargs, _ = self._body_plan(ctx, reader, verified)
+        await self._check_write_preconditions(ctx, bucket, key)
+        info = await run_sync(lambda: self.objects.put_object(
+            bucket, key, body, content_type=ctx.headers.get("content-type"),
+            metadata=_metadata(ctx), **kwargs))
+        headers = self._base_headers(ctx) + [("ETag", s3_xml.quoted_etag(info.etag))]
+        for alg, val in (info.checksums or {}).items():
+            headers.append((f"x-amz-checksum-{alg.lower()}", val))
+        await send_response(send, ctx, 200, headers)
+
+    async def _check_write_preconditions(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        if_none = ctx.headers.get("if-none-match")
+        if if_none is None or if_none.strip() != "*":
+            return
+        try:
+            await run_sync(self.objects.head_object, bucket, key)
+        except Exception as exc:
+            err = _store_error(exc)
+            if err is not None and err.code == "NoSuchKey":
+                return
+            raise
+        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
+
+    async def upload_part(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                          verified: sigv4.VerifiedRequest | None, bucket: str, key: str,
+                          upload_id: str) -> None:
+        num_txt = ctx.query_value("partNumber") or ""
+        if not num_txt.isdigit() or not 1 <= int(num_txt) <= 10000:
+            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
+        body, kwargs, _ = self._body_plan(ctx, reader, verified)
+        part = await run_sync(lambda: self.objects.upload_part(
+            bucket, key, upload_id, int(num_txt), body, **kwargs))
+        headers = self._base_headers(ctx) + [("ETag", s3_xml.quoted_etag(part.etag))]
+        for alg, val in (part.checksums or {}).items():
+            headers.append((f"x-amz-checksum-{alg.lower()}", val))
+        await send_response(send, ctx, 200, headers)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_object(self, ctx: RequestContext, send: Send, bucket: str, key: str,
+                         *, head: bool) -> None:
+        h = ctx.headers
+        checksum_mode = h.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+        rng = parse_range(h.get("range"))
+        part_number = ctx.query_value("partNumber")
+        if part_number is not None:
+            raise S3Error("NotImplemented", "GetObject by partNumber is not implemented", 501)
+        if_match = h.get("if-match")
+        if head or (rng is not None and rng[0] == "suffix") or "if-none-match" in h:
+            info = await run_sync(self.objects.head_object, bucket, key)
+            if if_match is not None and not _etag_in(if_match, info.etag):
+                raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
+            inm = h.get("if-none-match")
+            if inm is not None and _etag_in(inm, info.etag):
+                return await send_response(send, ctx, 304, self._base_headers(ctx) + [
+                    ("ETag", s3_xml.quoted_etag(info.etag))], head=True)
+            if head:
+                headers = self._base_headers(ctx) + _object_headers(info, checksum_mode=checksum_mode)
+                headers.append(("Content-Length", str(info.size)))
+                return await send_response(send, ctx, 200, headers, head=True)
+            if rng is not None and rng[0] == "suffix":
+                if rng[1] == 0:
+                    raise S3Error("InvalidRange", "The requested range is not satisfiable", 416)
+                rng = ("range", max(0, info.size - rng[1]), None)
+        byte_range = (rng[1], rng[2]) if rng is not None else None
+        info, stream = await run_sync(lambda: self.objects.open_object(
+            bucket, key, byte_range=byte_range, if_match=if_match))
+        try:
+            headers = self._base_headers(ctx) + _object_headers(
+                info, checksum_mode=checksum_mode and byte_range is None)
+            content_range = getattr(stream, "content_range", None)
+            length = getattr(stream, "content_length", info.size)
+            status = 200
+            if content_range is not None:
+                status = 206
+                headers.append(("Content-Range",
+                                f"bytes {content_range[0]}-{content_range[1]}/{info.size}"))
+            headers.append(("Content-Length", str(length)))
+            ctx.status = status
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+            await self._stream_out(send, ctx, stream, length)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                await run_sync(close)
+
+    async def _stream_out(self, send: Send, ctx: RequestContext, stream: Any, length: int) -> None:
+        sent = 0
+        read = getattr(stream, "read", None)
+        iterator = None if read is not None else iter(stream)
+
+        def next_piece() -> bytes:
+            if read is not None:
+                return read(min(GET_CHUNK, length - sent))  # type: ignore[misc]
+            assert iterator is not None
+            return next(iterator, b"")
+
+        while sent < length:
+            piece = await run_sync(next_piece)
+            if not piece:
+                break
+            if sent + len(piece) > length:
+                piece = piece[: length - sent]
+            sent += len(piece)
+            ctx.bytes_out += len(piece)
+            await send({"type": "http.response.body", "body": piece, "more_body": sent < length})
+        if sent < length:
+            # The file ended early (it changed underneath us); drop the connection rather
+            # than pretend the short body is complete.
+            raise RuntimeError(f"object stream ended after {sent} of {length} bytes")
+        if length == 0:
+            await send({"type": "http.response.body", "body": b""})
+
+    async def list_buckets(self, ctx: RequestContext, send: Send) -> None:
+        buckets = await run_sync(self.objects.list_buckets)
+        await self._xml(send, ctx, s3_xml.list_buckets(buckets, self.config.owner_id))
+
+    async def list_objects(self, ctx: RequestContext, send: Send, bucket: str) -> None:
+        v2 = ctx.query_value("list-type") == "2"
+        ctx.operation = "ListObjectsV2" if v2 else "ListObjects"
+        prefix = ctx.query_value("prefix") or ""
+        delimiter = ctx.query_value("delimiter") or None
+        enc = ctx.query_value("encoding-type")
+        if enc is not None and enc != "url":
+            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+        mk = ctx.query_value("max-keys")
+        if mk is None:
+            max_keys = 1000
+        elif mk.isdigit():
+            max_keys = min(int(mk), 1000)
+        else:
+            raise S3Error("InvalidArgument", "max-keys must be a non-negative integer")
+        if v2:
+            token = ctx.query_value("continuation-token") or None
+            start_after = ctx.query_value("start-after") or None
+        else:
+            token = None
+            start_after = ctx.query_value("marker") or None
+        result = await run_sync(lambda: self.objects.list_objects(
+            bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
+            continuation_token=token, start_after=start_after))
+        if v2:
+            body = s3_xml.list_objects_v2(
+                bucket=bucket, result=result, prefix=prefix, delimiter=delimiter,
+                max_keys=max_keys, continuation_token=token, start_after=start_after,
+                url_encode=enc == "url")
+        else:
+            body = s3_xml.list_objects_v1(
+                bucket=bucket, result=result, prefix=prefix, delimiter=delimiter,
+                max_keys=max_keys, marker=start_after or "", url_encode=enc == "url")
+        await self._xml(send, ctx, body)
+
+    async def list_parts(self, ctx: RequestContext, send: Send, bucket: str, key: str,
+                         upload_id: str) -> None:
+        mp = ctx.query_value("max-parts")
+        marker = ctx.query_value("part-number-marker")
+        if (mp is not None and not mp.isdigit()) or (marker is not None and not marker.isdigit()):
+            raise S3Error("InvalidArgument", "max-parts and part-number-marker must be integers")
+        parts = await run_sync(self.objects.list_parts, bucket, key, upload_id)
+        body = s3_xml.list_parts(
+            bucket=bucket, key=key, upload_id=upload_id, parts=list(parts),
+            max_parts=min(int(mp), 1000) if mp else 1000, marker=int(marker) if marker else 0,
+            owner_id=self.config.owner_id)
+        await self._xml(send, ctx, body)
+
+    # -- other writes --------------------------------------------------------------------
+
+    async def delete_objects(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                             bucket: str) -> None:
+        keys, quiet = s3_xml.parse_delete_objects(await self._read_small(reader, ctx))
+        await run_sync(self.objects.head_bucket, bucket)
+
+        def work() -> tuple[list[str], list[tuple[str, str, str]]]:
+            deleted, errors = [], []
+            for k in keys:
+                try:
+                    self._delete_quietly(bucket, k)
+                    deleted.append(k)
+                except Exception as exc:
+                    err = _store_error(exc)
+                    if err is None:
+                        raise
+                    errors.append((k, err.code, err.message))
+            return deleted, errors
+
+        deleted, errors = await run_sync(work)
+        await self._xml(send, ctx, s3_xml.delete_result(deleted, errors, quiet))
+
+    async def copy_object(self, ctx: RequestContext, send: Send, bucket: str, key: str) -> None:
+        source = ctx.headers["x-amz-copy-source"].split("?", 1)[0]
+        try:
+            source = unquote_to_bytes(source).decode("utf-8")
+        except UnicodeDecodeError:
+            raise S3Error("InvalidArgument", "x-amz-copy-source is not valid UTF-8") from None
+        source = source.lstrip("/")
+        src_bucket, _, src_key = source.partition("/")
+        if not src_bucket or not src_key:
+            raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+        directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise S3Error("InvalidArgument", "Unknown metadata directive.")
+        if directive == "COPY" and src_bucket == bucket and src_key == key:
+            raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.")
+        metadata = _metadata(ctx) if directive == "REPLACE" else None
+        content_type = ctx.headers.get("content-type") if directive == "REPLACE" else None
+        if_match = ctx.headers.get("x-amz-copy-source-if-match")
+        if if_match is not None:
+            src = await run_sync(self.objects.head_object, src_bucket, src_key)
+            if if_match.strip().strip('"') not in ("*", src.etag):
+                raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
+        info = await run_sync(lambda: self.objects.copy_object(
+            src_bucket, src_key, bucket, key, metadata=metadata, content_type=content_type))
+        await self._xml(send, ctx, s3_xml.copy_object_result(info))
+
+    async def create_multipart(self, ctx: RequestContext, send: Send, bucket: str, key: str) -> None:
+        alg = ctx.headers.get("x-amz-checksum-algorithm")
+        if alg is not None and alg.upper() not in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
+            raise S3Error("InvalidRequest", f"Checksum algorithm {alg!r} is not supported")
+        upload_id = await run_sync(lambda: self.objects.create_multipart_upload(
+            bucket, key, content_type=ctx.headers.get("content-type"), metadata=_metadata(ctx),
+            checksum_algorithm=alg.upper() if alg else None))
+        extra = [("x-amz-checksum-algorithm", alg.upper())] if alg else []
+        await self._xml(send, ctx, s3_xml.initiate_multipart(bucket, key, upload_id), extra=extra)
+
+    async def complete_multipart(self, ctx: RequestContext, reader: BodyReader, send: Send,
+                                 bucket: str, key: str, upload_id: str) -> None:
+        parts = s3_xml.parse_complete_multipart(await self._read_small(reader, ctx))
+        info = await run_sync(lambda: self.objects.complete_multipart_upload(
+            bucket, key, upload_id, parts))
+        location = f"/{bucket}/{key}"
+        await self._xml(send, ctx, s3_xml.complete_multipart(location, bucket, key, info))
+
+
+def _capped(source: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    total = 0
+    for piece in source:
+        total += len(piece)
+        if total > limit:
+            raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+        yield piece
+
+
+_UNSUPPORTED_BUCKET_SUBRESOURCES = frozenset({
+    "acl", "cors", "lifecycle", "policy", "tagging", "versioning", "website", "logging",
+    "notification", "replication", "encryption", "object-lock", "versions", "accelerate",
+    "requestPayment", "inventory", "analytics", "metrics", "ownershipControls",
+    "publicAccessBlock", "intelligent-tiering",
+})
+
+__all__ = ["S3Config", "S3Error", "S3Handler", "parse_range", "split_bucket_key", "unquote"]

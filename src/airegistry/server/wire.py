@@ -1,0 +1,173 @@
+"""Small ASGI plumbing shared by the protocol handlers: request context, body reading.
+
+Handlers are plain ASGI code rather than Starlette endpoints because S3 needs control
+Starlette hides: the raw path (SigV4 signs it), streaming a request body into a
+blocking store call running in a worker thread, and streaming a file back.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import anyio
+import anyio.from_thread
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ClientDisconnected(Exception):
+    """The client went away mid-request; nothing is answered and nothing is committed."""
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body exceeds {limit} bytes")
+        self.limit = limit
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8).upper()
+
+
+@dataclass
+class RequestContext:
+    """Per-request facts the access log and metrics report once the response is sent."""
+
+    method: str
+    path: str
+    raw_path: str
+    raw_query: str
+    headers: dict[str, str]
+    header_pairs: list[tuple[str, str]]
+    query: list[tuple[str, str]]
+    request_id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.perf_counter)
+    service: str = "unknown"
+    operation: str = "Unknown"
+    status: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    access_key: str | None = None
+    error_code: str | None = None
+
+    @classmethod
+    def from_scope(cls, scope: Scope) -> RequestContext:
+        pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers: dict[str, str] = {}
+        for k, v in pairs:
+            headers[k] = f"{headers[k]},{v}" if k in headers else v
+        raw_path = scope.get("raw_path")
+        raw = raw_path.decode("latin-1") if raw_path else scope.get("path", "/")
+        raw = raw.split("?", 1)[0]
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        query = []
+        for item in raw_query.split("&"):
+            if item:
+                k, _, v = item.partition("=")
+                query.append((unquote(k), unquote(v)))
+        return cls(
+            method=scope["method"].upper(), path=scope.get("path", "/"), raw_path=raw,
+            raw_query=raw_query, headers=headers, header_pairs=pairs, query=query,
+        )
+
+    def query_value(self, name: str) -> str | None:
+        for k, v in self.query:
+            if k == name:
+                return v
+        return None
+
+    def has_query(self, name: str) -> bool:
+        return any(k == name for k, _ in self.query)
+
+    @property
+    def duration_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+
+class BodyReader:
+    """Pull the request body from ASGI ``receive`` one piece at a time.
+
+    ``limit`` caps the bytes accepted (the Content-Length check happens earlier;
+    this catches chunked bodies). ``sync_iter`` hands the same stream to blocking
+    code running in a worker thread, hopping back to the event loop per piece, so a
+    large upload flows socket -> decoder -> file without being buffered.
+    """
+
+    def __init__(self, receive: Receive, ctx: RequestContext, limit: int | None) -> None:
+        self._receive = receive
+        self._ctx = ctx
+        self._limit = limit
+        self._done = False
+        self.consumed = 0
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    async def read_chunk(self) -> bytes:
+        while not self._done:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._done = True
+                raise ClientDisconnected()
+            body = message.get("body", b"")
+            if not message.get("more_body", False):
+                self._done = True
+            if body:
+                self.consumed += len(body)
+                self._ctx.bytes_in += len(body)
+                if self._limit is not None and self.consumed > self._limit:
+                    raise BodyTooLarge(self._limit)
+                return body
+        return b""
+
+    async def read_all(self) -> bytes:
+        parts = []
+        while True:
+            chunk = await self.read_chunk()
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+    def sync_iter(self) -> Iterator[bytes]:
+        while True:
+            chunk = anyio.from_thread.run(self.read_chunk)
+            if not chunk:
+                return
+            yield chunk
+
+    async def drain(self, max_bytes: int = 1 << 20) -> None:
+        """Discard a little unread body so the connection can be reused after an error."""
+        try:
+            seen = 0
+            while not self._done and seen < max_bytes:
+                seen += len(await self.read_chunk())
+        except (ClientDisconnected, BodyTooLarge):
+            pass
+
+
+async def send_response(
+    send: Send, ctx: RequestContext, status: int, headers: list[tuple[str, str]],
+    body: bytes = b"", *, head: bool = False,
+) -> None:
+    ctx.status = status
+    hdrs = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    names = {k for k, _ in hdrs}
+    if b"content-length" not in names:
+        hdrs.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    payload = b"" if head else body
+    ctx.bytes_out += len(payload)
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def run_sync(fn: Callable[..., Any], *args: Any) -> Any:
+    return await anyio.to_thread.run_sync(fn, *args)
