@@ -267,4 +267,5 @@ def test_reward_prompt_judge_as_a_trl_reward_function() -> None:
             )
     assert rewards[:2] == [1.0, 0.0]
     assert math.isnan(rewards[2])
-    assert stub.requests[0].json["messages"][-1]["content"] == "Q: 2+2? (expected 4)\nA: 4"
+    sent = sorted(r.json["messages"][-1]["content"] for r in stub.requests)
+    assert sent == [f"Q: 2+2? (expected 4)\nA: {c}" for c in ("4", "5", "??")]
