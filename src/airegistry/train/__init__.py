@@ -1,0 +1,1 @@
+"""Training integration (the seed's ``sagemaker.train``)."""

@@ -1,0 +1,282 @@
+"""A registry home: one directory holding the metadata database and the object store.
+
+Opening a home wires the services together (metadata store, object store, hub service,
+import jobs, function runtime) exactly once per process and directory. The embedded SDK
+backend and the HTTP server both start here, so they cannot drift apart.
+
+Layout: ``registry.db`` (SQLite, WAL) unless ``AIREGISTRY_DATABASE_URL`` points
+elsewhere, ``blobs/`` (the object store), ``.migrate.lock``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from airegistry.hub.service import HubService
+from airegistry.jobs.imports import (
+    SourceMissingError,
+    make_dataset_importer,
+    make_evaluator_importer,
+)
+from airegistry.jobs.runner import JobRunner
+from airegistry.storage.metadata import Database, settings
+from airegistry.storage.migrate import migrate
+
+if TYPE_CHECKING:
+    from airegistry.hub.wire import SageMakerWire
+    from airegistry.runtime.functions import FunctionService
+    from airegistry.server.app import ServerServices
+    from airegistry.storage.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_DATASET_BYTES = 1024**3
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("AIREGISTRY_HOME") or Path.home() / ".airegistry").expanduser()
+
+
+def default_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def registry_bucket_name(account_id: str, region: str) -> str:
+    """The bucket where the registry keeps what it uploads (datasets, evaluator code, prompts)."""
+    return f"airegistry-{account_id}-{region}"
+
+
+def hub_name_for(account_id: str, region: str) -> str:
+    return f"airegistry-{account_id}-{region}"
+
+
+def max_dataset_bytes() -> int:
+    value = os.environ.get("AIREGISTRY_MAX_DATASET_BYTES")
+    return int(value) if value else DEFAULT_MAX_DATASET_BYTES
+
+
+class Home:
+    """The services of one registry directory, wired together."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        database_url: str | None = None,
+        region: str | None = None,
+        start_jobs: bool = True,
+    ) -> None:
+        self.path = path.expanduser().resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        url = database_url or os.environ.get("AIREGISTRY_DATABASE_URL")
+        self.db = Database(url or f"sqlite:///{self.path / 'registry.db'}")
+        migrate(self.db, lock_path=self.path / ".migrate.lock")
+        self.region = region or default_region()
+        self.account_id = self._setting("account_id", lambda: str(secrets.randbelow(9 * 10**11) + 10**11))
+        token_secret = bytes.fromhex(self._setting("token_secret", lambda: secrets.token_hex(32)))
+        from airegistry.storage.objects import ObjectStore
+
+        self.objects: ObjectStore = ObjectStore(self.path / "blobs")
+        self.hub = HubService(
+            self.db,
+            account_id=self.account_id,
+            region=self.region,
+            token_secret=token_secret,
+            max_queued_imports=int(os.environ.get("AIREGISTRY_MAX_QUEUED_IMPORTS", "1000")),
+            on_job_enqueued=self._job_enqueued,
+            on_content_deleted=self._collect_object,
+        )
+        self.jobs = JobRunner(
+            self.db,
+            {
+                "import_dataset": make_dataset_importer(self.open_source, max_dataset_bytes()),
+                "import_evaluator": make_evaluator_importer(self._check_function, self._object_exists),
+            },
+            self.hub.finish_import,
+            per_hub_limit=int(os.environ.get("AIREGISTRY_MAX_CONCURRENT_IMPORTS", "4")),
+            stale_s=float(os.environ.get("AIREGISTRY_JOB_STALE_SECONDS", "30")),
+        )
+        if start_jobs:
+            self.jobs.start()
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _setting(self, key: str, make: Any) -> str:
+        with self.db.read() as conn:
+            value = conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+        if value is not None:
+            return value
+        try:
+            with self.db.write() as conn:
+                conn.execute(insert(settings).values(key=key, value=make()))
+        except IntegrityError:
+            pass  # another process created it first; use theirs
+        with self.db.read() as conn:
+            return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar_one()
+
+    # -- derived names ----------------------------------------------------------------------
+
+    @property
+    def registry_bucket(self) -> str:
+        return registry_bucket_name(self.account_id, self.region)
+
+    @property
+    def hub_name(self) -> str:
+        return hub_name_for(self.account_id, self.region)
+
+    # -- services ---------------------------------------------------------------------------
+
+    @cached_property
+    def wire(self) -> SageMakerWire:
+        from airegistry.hub.wire import SageMakerWire
+
+        return SageMakerWire(self.hub.handlers())
+
+    @cached_property
+    def functions(self) -> FunctionService:
+        from airegistry.runtime.functions import FunctionService
+
+        return FunctionService(
+            self.db, self.objects, account_id=self.account_id, region=self.region,
+            code_bucket=self.registry_bucket,
+        )
+
+    def server_services(self) -> ServerServices:
+        from airegistry.server.app import ServerServices
+
+        services = ServerServices(objects=self.objects, account_id=self.account_id, region=self.region)
+        services.sagemaker = self.wire.handle
+        try:
+            from airegistry.server.lambda_api import create_lambda_app
+
+            services.lambda_app = create_lambda_app(self.functions)
+        except ImportError:  # pragma: no cover - lambda wire not installed
+            log.warning("Lambda API unavailable in this build")
+        services.extra_metrics = self.metrics_text
+        return services
+
+    def metrics_text(self) -> str:
+        depth = self.jobs.queue_depth()
+        lines = [
+            "# HELP airegistry_import_jobs Import jobs by state.",
+            "# TYPE airegistry_import_jobs gauge",
+        ]
+        for state in ("queued", "running"):
+            lines.append(f'airegistry_import_jobs{{state="{state}"}} {depth.get(state, 0)}')
+        if "functions" in self.__dict__:
+            lines += [
+                "# HELP airegistry_runtime_workers Warm evaluator worker processes.",
+                "# TYPE airegistry_runtime_workers gauge",
+                f"airegistry_runtime_workers {self.functions.worker_count()}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    # -- callbacks used by jobs and the hub service ----------------------------------------
+
+    def _job_enqueued(self) -> None:
+        self.jobs.wake()
+
+    def _collect_object(self, bucket: str | None, key: str | None) -> None:
+        if not bucket or not key:
+            return
+        try:
+            self.objects.delete_object(bucket, key)
+        except Exception:
+            log.warning("could not delete unreferenced object s3://%s/%s", bucket, key, exc_info=True)
+
+    def owns_bucket(self, bucket: str) -> bool:
+        from airegistry.storage.errors import NoSuchBucket
+
+        try:
+            self.objects.head_bucket(bucket)
+        except NoSuchBucket:
+            return False
+        return True
+
+    def open_source(self, bucket: str, key: str) -> tuple[BinaryIO, int | None, str | None]:
+        """Open a dataset source: the registry's own store first, any S3 bucket otherwise."""
+        from airegistry.storage.errors import ObjectStoreError
+
+        if self.owns_bucket(bucket):
+            try:
+                info, stream = self.objects.open_object(bucket, key)
+            except ObjectStoreError as exc:
+                raise SourceMissingError(str(exc)) from None
+            return stream, info.size, info.sha256
+        return open_external_s3(bucket, key)
+
+    def _object_exists(self, bucket: str, key: str) -> bool:
+        from airegistry.storage.errors import ObjectStoreError
+
+        if self.owns_bucket(bucket):
+            try:
+                self.objects.head_object(bucket, key)
+            except ObjectStoreError:
+                return False
+            return True
+        try:
+            stream, _, _ = open_external_s3(bucket, key)
+            stream.close()
+        except SourceMissingError:
+            return False
+        return True
+
+    def _check_function(self, arn: str) -> bool | None:
+        return self.functions.owns_arn(arn)
+
+    def close(self) -> None:
+        self.jobs.stop()
+        if "functions" in self.__dict__:
+            self.functions.close()
+        self.db.dispose()
+
+
+def open_external_s3(bucket: str, key: str) -> tuple[BinaryIO, int | None, str | None]:
+    """Read an object of a bucket that is not ours, with the standard AWS configuration."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = boto3.session.Session().client("s3").get_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError) as exc:
+        raise SourceMissingError(f"s3://{bucket}/{key}: {exc}") from None
+    return response["Body"], response.get("ContentLength"), None
+
+
+_homes: dict[tuple[Path, int], Home] = {}
+_homes_lock = threading.Lock()
+
+
+def open_home(path: Path | str | None = None, *, start_jobs: bool = True) -> Home:
+    """The process-wide Home for a directory (created on first use)."""
+    resolved = Path(path or default_home()).expanduser().resolve()
+    key = (resolved, os.getpid())
+    with _homes_lock:
+        home = _homes.get(key)
+        if home is None:
+            home = Home(resolved, start_jobs=start_jobs)
+            _homes[key] = home
+        elif start_jobs:
+            home.jobs.start()
+        return home
+
+
+def close_homes() -> None:
+    with _homes_lock:
+        homes = list(_homes.values())
+        _homes.clear()
+    for home in homes:
+        home.close()
+
+
+def open_server_services(home_dir: Path) -> ServerServices:
+    return open_home(home_dir).server_services()

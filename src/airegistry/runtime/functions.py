@@ -1,0 +1,481 @@
+"""The function service: the embedded side of the Lambda-shaped port.
+
+Methods take boto3 ``lambda`` keyword arguments and return boto3-shaped dicts, and
+errors are ``ClientError`` with Lambda's codes, so the SDK uses this object and a real
+boto3 Lambda client interchangeably. The HTTP server's Lambda REST handler calls the
+same methods.
+
+Deployment packages are zips stored in the object store under their sha256; each one
+is unpacked once (atomically) into ``<home>/runtime/code/<sha256>`` and run by warm
+worker pools from ``airegistry.runtime.pool``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+import zipfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from botocore.exceptions import ClientError
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from airegistry.storage.metadata import Database, functions, now
+
+FUNCTION_NAME_RE = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
+_ARN_RE = re.compile(
+    r"^arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
+    r"(?P<name>[a-zA-Z0-9-_]{1,64})(:(?P<qualifier>[a-zA-Z0-9-_$]+))?$"
+)
+SUPPORTED_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
+MAX_ZIP_BYTES = 50 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+def lambda_error(code: str, message: str, status: int, operation: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+            "Type": "User",
+            "message": message,
+        },
+        operation,
+    )
+
+
+def _iso(ts: float) -> str:
+    """Lambda reports LastModified as an ISO-8601 string with milliseconds and offset."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+class _Payload(io.BytesIO):
+    """Stands for botocore's StreamingBody: ``.read()`` gives the bytes."""
+
+
+class FunctionService:
+    """Lambda-compatible functions of one registry home."""
+
+    def __init__(
+        self,
+        db: Database,
+        objects: Any,
+        *,
+        account_id: str,
+        region: str,
+        code_bucket: str,
+        cache_dir: Path | None = None,
+        isolation: str | None = None,
+    ) -> None:
+        self.db = db
+        self.objects = objects
+        self.account_id = account_id
+        self.region = region
+        self.code_bucket = code_bucket
+        root = Path(getattr(objects, "root", tempfile.gettempdir()))
+        self.cache_dir = cache_dir or root.parent / "runtime" / "code"
+        self.isolation = isolation or os.environ.get("AIREGISTRY_ISOLATION", "auto")
+        self._pools: Any = None
+        self._lock = threading.Lock()
+
+    # -- names and ARNs ----------------------------------------------------------------------
+
+    def arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+
+    def _name(self, value: str, operation: str) -> str:
+        match = _ARN_RE.match(value)
+        if match:
+            if match["account"] != self.account_id or match["region"] != self.region:
+                raise lambda_error(
+                    "ResourceNotFoundException",
+                    f"Function not found: {value} (it belongs to another account or region; "
+                    "this registry cannot reach it)",
+                    404,
+                    operation,
+                )
+            return match["name"]
+        if not FUNCTION_NAME_RE.match(value):
+            raise lambda_error(
+                "InvalidParameterValueException",
+                f"Invalid function name {value!r}: 1-64 letters, digits, hyphens or underscores",
+                400,
+                operation,
+            )
+        return value
+
+    def owns_arn(self, arn: str) -> bool | None:
+        """True/False for an ARN of this registry (exists or not); None for anyone else's."""
+        match = _ARN_RE.match(arn)
+        if not match or match["account"] != self.account_id or match["region"] != self.region:
+            return None
+        with self.db.read() as conn:
+            return conn.execute(
+                select(functions.c.name).where(functions.c.name == match["name"])
+            ).first() is not None
+
+    # -- packages ----------------------------------------------------------------------------
+
+    def _check_zip(self, data: bytes, handler: str, operation: str) -> None:
+        if len(data) > MAX_ZIP_BYTES:
+            raise lambda_error(
+                "RequestEntityTooLargeException",
+                f"The deployment package is {len(data):,} bytes; the limit is {MAX_ZIP_BYTES:,}",
+                413,
+                operation,
+            )
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            infos = archive.infolist()
+        except zipfile.BadZipFile:
+            raise lambda_error(
+                "InvalidParameterValueException",
+                "Could not unzip uploaded file. Please check your file, then try to upload again.",
+                400,
+                operation,
+            ) from None
+        total = 0
+        for info in infos:
+            path = PurePosixPath(info.filename)
+            if path.is_absolute() or ".." in path.parts or "\x00" in info.filename:
+                raise lambda_error(
+                    "InvalidParameterValueException",
+                    f"Unsafe path in deployment package: {info.filename!r}",
+                    400,
+                    operation,
+                )
+            total += info.file_size
+        if total > MAX_UNZIPPED_BYTES:
+            raise lambda_error(
+                "InvalidParameterValueException",
+                f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes",
+                400,
+                operation,
+            )
+        module, _, function = handler.rpartition(".")
+        if not module or not function:
+            raise lambda_error(
+                "InvalidParameterValueException",
+                f"Handler {handler!r} must look like module.function",
+                400,
+                operation,
+            )
+        module_file = module.replace(".", "/") + ".py"
+        names = {i.filename for i in infos}
+        if module_file not in names and module.replace(".", "/") + "/__init__.py" not in names:
+            raise lambda_error(
+                "InvalidParameterValueException",
+                f"The deployment package has no {module_file} for handler {handler!r}",
+                400,
+                operation,
+            )
+
+    def _code_bytes(self, code: dict[str, Any], operation: str) -> bytes:
+        if "ZipFile" in code:
+            data = code["ZipFile"]
+            return data if isinstance(data, bytes) else base64.b64decode(data)
+        if "S3Bucket" in code and "S3Key" in code:
+            try:
+                return self.objects.read_bytes(code["S3Bucket"], code["S3Key"])
+            except Exception as exc:
+                raise lambda_error(
+                    "InvalidParameterValueException",
+                    f"Error occurred while GetObject. S3 Bucket: {code['S3Bucket']}, "
+                    f"S3 Key: {code['S3Key']}: {exc}",
+                    400,
+                    operation,
+                ) from None
+        raise lambda_error(
+            "InvalidParameterValueException", "Code needs ZipFile or S3Bucket and S3Key", 400, operation
+        )
+
+    def _store_code(self, name: str, data: bytes) -> tuple[str, str, str]:
+        digest = hashlib.sha256(data).digest()
+        key = f"functions/{name}/{digest.hex()}.zip"
+        self.objects.ensure_bucket(self.code_bucket)
+        self.objects.put_object(self.code_bucket, key, data, content_type="application/zip")
+        return key, base64.b64encode(digest).decode(), digest.hex()
+
+    def _configuration(self, row: Any) -> dict[str, Any]:
+        return {
+            "FunctionName": row.name,
+            "FunctionArn": self.arn(row.name),
+            "Runtime": row.runtime,
+            "Role": row.role,
+            "Handler": row.handler,
+            "CodeSize": row.code_size,
+            "Description": row.description or "",
+            "Timeout": row.timeout,
+            "MemorySize": row.memory_size,
+            "LastModified": _iso(row.modified_at),
+            "CodeSha256": row.code_sha256,
+            "Version": "$LATEST",
+            "Environment": {"Variables": json.loads(row.environment)},
+            "RevisionId": row.revision_id,
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": "Zip",
+            "Architectures": ["x86_64"],
+        }
+
+    def _row(self, name: str, operation: str) -> Any:
+        with self.db.read() as conn:
+            row = conn.execute(select(functions).where(functions.c.name == name)).first()
+        if row is None:
+            raise lambda_error(
+                "ResourceNotFoundException",
+                f"Function not found: {self.arn(name)}",
+                404,
+                operation,
+            )
+        return row
+
+    # -- Lambda operations ---------------------------------------------------------------------
+
+    def create_function(
+        self,
+        *,
+        FunctionName: str,
+        Role: str,
+        Code: dict[str, Any],
+        Runtime: str = "python3.12",
+        Handler: str = "lambda_function.lambda_handler",
+        Description: str = "",
+        Timeout: int = 30,
+        MemorySize: int = 1024,
+        Environment: dict[str, Any] | None = None,
+        Tags: dict[str, str] | None = None,
+        **_ignored: Any,
+    ) -> dict[str, Any]:
+        op = "CreateFunction"
+        name = self._name(FunctionName, op)
+        if Runtime not in SUPPORTED_RUNTIMES:
+            raise lambda_error(
+                "InvalidParameterValueException",
+                f"Runtime {Runtime!r} is not supported here; use one of {', '.join(SUPPORTED_RUNTIMES)}",
+                400,
+                op,
+            )
+        if not 1 <= int(Timeout) <= 900:
+            raise lambda_error("InvalidParameterValueException", "Timeout must be 1-900 seconds", 400, op)
+        if not 128 <= int(MemorySize) <= 10240:
+            raise lambda_error("InvalidParameterValueException", "MemorySize must be 128-10240 MB", 400, op)
+        data = self._code_bytes(Code, op)
+        self._check_zip(data, Handler, op)
+        key, sha_b64, _ = self._store_code(name, data)
+        ts = now()
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    insert(functions).values(
+                        name=name,
+                        runtime=Runtime,
+                        handler=Handler,
+                        role=Role,
+                        description=Description,
+                        timeout=int(Timeout),
+                        memory_size=int(MemorySize),
+                        environment=json.dumps((Environment or {}).get("Variables", {})),
+                        code_bucket=self.code_bucket,
+                        code_key=key,
+                        code_sha256=sha_b64,
+                        code_size=len(data),
+                        revision_id=str(uuid.uuid4()),
+                        tags=json.dumps(Tags or {}),
+                        created_at=ts,
+                        modified_at=ts,
+                    )
+                )
+        except IntegrityError:
+            raise lambda_error(
+                "ResourceConflictException", f"Function already exist: {name}", 409, op
+            ) from None
+        return self._configuration(self._row(name, op))
+
+    def get_function(self, *, FunctionName: str, **_ignored: Any) -> dict[str, Any]:
+        op = "GetFunction"
+        row = self._row(self._name(FunctionName, op), op)
+        return {
+            "Configuration": self._configuration(row),
+            "Code": {"RepositoryType": "S3", "Location": f"s3://{row.code_bucket}/{row.code_key}"},
+            "Tags": json.loads(row.tags),
+        }
+
+    def get_function_configuration(self, *, FunctionName: str, **_ignored: Any) -> dict[str, Any]:
+        return self.get_function(FunctionName=FunctionName)["Configuration"]
+
+    def update_function_code(
+        self, *, FunctionName: str, ZipFile: bytes | None = None, S3Bucket: str | None = None,
+        S3Key: str | None = None, **_ignored: Any,
+    ) -> dict[str, Any]:
+        op = "UpdateFunctionCode"
+        name = self._name(FunctionName, op)
+        row = self._row(name, op)
+        code: dict[str, Any] = {"ZipFile": ZipFile} if ZipFile is not None else {
+            "S3Bucket": S3Bucket, "S3Key": S3Key,
+        }
+        data = self._code_bytes(code, op)
+        self._check_zip(data, row.handler, op)
+        key, sha_b64, _ = self._store_code(name, data)
+        with self.db.write() as conn:
+            conn.execute(
+                update(functions)
+                .where(functions.c.name == name)
+                .values(
+                    code_key=key, code_sha256=sha_b64, code_size=len(data),
+                    revision_id=str(uuid.uuid4()), modified_at=now(),
+                )
+            )
+        self._discard_pools(name)
+        return self._configuration(self._row(name, op))
+
+    def delete_function(self, *, FunctionName: str, **_ignored: Any) -> dict[str, Any]:
+        op = "DeleteFunction"
+        name = self._name(FunctionName, op)
+        row = self._row(name, op)
+        with self.db.write() as conn:
+            conn.execute(delete(functions).where(functions.c.name == name))
+        self._discard_pools(name)
+        with contextlib.suppress(Exception):
+            self.objects.delete_object(row.code_bucket, row.code_key)
+        return {"ResponseMetadata": {"HTTPStatusCode": 204}}
+
+    def list_functions(
+        self, *, Marker: str | None = None, MaxItems: int = 50, **_ignored: Any
+    ) -> dict[str, Any]:
+        query = select(functions).order_by(functions.c.name).limit(int(MaxItems) + 1)
+        if Marker:
+            query = query.where(functions.c.name > Marker)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        out: dict[str, Any] = {"Functions": [self._configuration(r) for r in rows[: int(MaxItems)]]}
+        if len(rows) > int(MaxItems):
+            out["NextMarker"] = rows[int(MaxItems) - 1].name
+        return out
+
+    def invoke(
+        self,
+        *,
+        FunctionName: str,
+        Payload: bytes | str | None = b"{}",
+        InvocationType: str = "RequestResponse",
+        LogType: str = "None",
+        **_ignored: Any,
+    ) -> dict[str, Any]:
+        op = "Invoke"
+        raw = Payload.encode() if isinstance(Payload, str) else (Payload or b"{}")
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            raise lambda_error(
+                "RequestTooLargeException",
+                f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the Invoke operation",
+                413,
+                op,
+            )
+        try:
+            event = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise lambda_error(
+                "InvalidRequestContentException", "Could not parse request body into json", 400, op
+            ) from None
+        if InvocationType == "DryRun":
+            self._row(self._name(FunctionName, op), op)
+            return {"StatusCode": 204, "Payload": _Payload(b"")}
+        result = self.invoke_batch(FunctionName, [event])[0]
+        response: dict[str, Any] = {
+            "StatusCode": 202 if InvocationType == "Event" else 200,
+            "ExecutedVersion": "$LATEST",
+            "Payload": _Payload(json.dumps(result.payload).encode()),
+        }
+        if not result.ok:
+            response["FunctionError"] = "Unhandled"
+        if LogType == "Tail":
+            response["LogResult"] = base64.b64encode(result.logs.encode()[-4096:]).decode()
+        return response
+
+    # -- fast path for evaluation ---------------------------------------------------------------
+
+    def invoke_batch(self, function: str, events: Sequence[Any]) -> list[Any]:
+        """Run many events on the function's warm pool; results in order (InvocationResult)."""
+        op = "Invoke"
+        name = self._name(function, op)
+        row = self._row(name, op)
+        pool = self._pool_for(row)
+        return pool.invoke_batch(list(events))
+
+    def _pool_manager(self) -> Any:
+        with self._lock:
+            if self._pools is None:
+                from airegistry.runtime.pool import PoolManager
+
+                self._pools = PoolManager()
+            return self._pools
+
+    def _pool_for(self, row: Any) -> Any:
+        from airegistry.runtime.pool import FunctionSpec
+
+        sha_hex = base64.b64decode(row.code_sha256).hex()
+        key = f"{row.name}:{sha_hex}"
+
+        def spec() -> FunctionSpec:
+            return FunctionSpec(
+                code_dir=self._unpacked(row, sha_hex),
+                handler=row.handler,
+                timeout_s=float(row.timeout),
+                memory_mb=int(row.memory_size),
+                function_name=row.name,
+                function_arn=self.arn(row.name),
+                environment=json.loads(row.environment),
+            )
+
+        return self._pool_manager().get(key, spec, isolation=self.isolation)
+
+    def _unpacked(self, row: Any, sha_hex: str) -> Path:
+        target = self.cache_dir / sha_hex
+        if target.is_dir():
+            return target
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        data = self.objects.read_bytes(row.code_bucket, row.code_key)
+        if hashlib.sha256(data).hexdigest() != sha_hex:
+            raise lambda_error(
+                "ServiceException", f"Stored code of {row.name} failed its checksum", 500, "Invoke"
+            )
+        staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=f".{sha_hex[:12]}-"))
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                archive.extractall(staging)
+            for path in [staging, *staging.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _discard_pools(self, name: str) -> None:
+        if self._pools is not None:
+            self._pools.discard_prefix(f"{name}:")
+
+    def worker_count(self) -> int:
+        return 0 if self._pools is None else self._pools.worker_count()
+
+    def close(self) -> None:
+        if self._pools is not None:
+            self._pools.close_all()
