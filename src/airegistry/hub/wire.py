@@ -363,7 +363,7 @@ class SageMakerWire:
         validate_params(operation, params)
         decoded = _normalize_input(params, op.input_shape) if op.input_shape is not None else {}
         result = handler(decoded)
-        if op.output_shape is None:
+        if op.output_shape is None or result is None:
             return {}
         return _encode(result, op.output_shape, "", for_json=False)
 
@@ -379,7 +379,12 @@ class SageMakerWire:
             params = self._decode_body(op, body)
             validate_params(operation, params)
             result = handler(params)
-            payload: Any = {} if op.output_shape is None else _encode(result, op.output_shape, "", for_json=True)
+            # A handler with nothing to say (DeleteTags, DeleteHubContent) may return None.
+            payload: Any = (
+                {}
+                if op.output_shape is None or result is None
+                else _encode(result, op.output_shape, "", for_json=True)
+            )
             data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
             return 200, {"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": request_id}, data
         except OperationError as exc:
