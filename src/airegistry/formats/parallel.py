@@ -1,0 +1,214 @@
+"""Parallel validation of a large local ``.jsonl`` file.
+
+The file is cut into one part per CPU at line boundaries. The calling process validates
+the first part itself while worker processes validate the others; each part counts its
+own lines from 1, and the parts are merged in file order with their line numbers shifted
+by the line counts of the parts before them. Because the first 100 errors of the whole
+file are among the first 100 of each part, and statistics are integer sums/min/max, the
+merged report is identical to the single-process one.
+
+The one piece of cross-part state is the dataset format, detected from the first row: it
+is found by a quick scan of the start of the file before the workers start (falling back
+to the serial path when the first few MiB hold no recognisable row).
+
+Workers come from a ``forkserver`` (or ``spawn``) context, never plain ``fork``: the
+registry calls us from a worker thread of a process holding other threads and SQLite
+connections, which a forked child would inherit in an undefined state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from . import texts
+from .engine import RowValidator
+from .jsonl import BOM, validate_jsonl
+from .report import Issue, ValidationLimits
+from .sources import CHUNK_SIZE, ByteSource
+
+PARALLEL_THRESHOLD = 64 << 20
+PEEK_BYTES = 4 << 20
+
+_counter: Any = None  # per-worker shared byte counter (progress), set by _init_worker
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def split_points(path: str, size: int, parts: int) -> list[int]:
+    """Offsets ``[0, ..., size]`` cutting the file just after a newline near each 1/parts."""
+    points = [0]
+    with open(path, "rb") as f:
+        for k in range(1, parts):
+            target = max(size * k // parts, points[-1])
+            f.seek(target)
+            pos = target
+            while True:
+                block = f.read(1 << 16)
+                if not block:
+                    pos = size
+                    break
+                nl = block.find(b"\n")
+                if nl >= 0:
+                    pos += nl + 1
+                    break
+                pos += len(block)
+            if points[-1] < pos < size:
+                points.append(pos)
+    points.append(size)
+    return points
+
+
+def _peek_format(
+    path: str, end: int, technique: str | None, limits: ValidationLimits
+) -> tuple[str, int] | None:
+    """The format and line the serial run would detect, if within the first part's start."""
+    with open(path, "rb") as f:
+        data = f.read(min(end, PEEK_BYTES))
+    cut = data.rfind(b"\n")
+    if cut < 0:
+        return None
+    data = data[: cut + 1]
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    probe = RowValidator(technique, limits)
+    for i, line in enumerate(data.split(b"\n")[:-1]):
+        probe.check_line(line, i + 1)
+        if probe.format is not None:
+            return probe.format, probe.detected_line
+    return None
+
+
+def _init_worker(counter: Any) -> None:
+    global _counter
+    _counter = counter
+
+
+def _add_progress(n: int) -> None:
+    with _counter.get_lock():
+        _counter.value += n
+
+
+def run_part(
+    path: str,
+    start: int,
+    end: int,
+    technique: str | None,
+    limits: ValidationLimits,
+    preset: tuple[str, int] | None,
+    progress: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Validate ``path[start:end]`` (whole lines) with lines numbered from 1."""
+    fmt, line = preset if preset is not None else (None, 0)
+    v = RowValidator(technique, limits, format_name=fmt, detected_line=line)
+    if progress is None and _counter is not None:
+        last = [0]
+
+        def progress(done: int) -> None:
+            _add_progress(done - last[0])
+            last[0] = done
+
+    with open(path, "rb", buffering=0) as f:
+        f.seek(start)
+        src = ByteSource(
+            f, name=path, max_bytes=limits.max_bytes, progress=progress, offset=start, end=end
+        )
+        lines = validate_jsonl(src, v, strip_bom=start == 0)
+    out = v.export()
+    out["lines"] = lines
+    return out
+
+
+def _hash_file(path: str, out: list[str]) -> None:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            block = f.read(CHUNK_SIZE)
+            if not block:
+                break
+            h.update(block)
+    out.append(h.hexdigest())
+
+
+def validate_jsonl_parallel(
+    path: str,
+    size: int,
+    technique: str | None,
+    limits: ValidationLimits,
+    *,
+    compute_sha256: bool = False,
+    progress: Callable[[int], Any] | None = None,
+    parts: int | None = None,
+) -> tuple[RowValidator, str | None] | None:
+    """Validate in parallel; ``None`` when the file does not lend itself to it (the
+    caller then runs the serial path)."""
+    n = parts or max(2, cpu_count())
+    points = split_points(path, size, n)
+    if len(points) < 3:
+        return None
+    preset = _peek_format(path, points[1], technique, limits)
+    if preset is None:
+        return None
+    digest: list[str] = []
+    hasher = None
+    if compute_sha256:
+        hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
+        hasher.start()
+    ctx = _context()
+    counter = ctx.Value("q", 0)
+    own_progress = None
+    if progress is not None:
+
+        def own_progress(done: int) -> None:
+            progress(done + counter.value)
+
+    with ProcessPoolExecutor(
+        max_workers=len(points) - 2, mp_context=ctx, initializer=_init_worker,
+        initargs=(counter,),
+    ) as pool:
+        futures = [
+            pool.submit(run_part, path, points[k], points[k + 1], technique, limits, preset)
+            for k in range(1, len(points) - 1)
+        ]
+        try:
+            results = [run_part(path, 0, points[1], technique, limits, None, own_progress)]
+            results.extend(f.result() for f in futures)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    if hasher is not None:
+        hasher.join()
+    if progress is not None:
+        progress(size)
+    merged = RowValidator(technique, limits)
+    merged.set_format(*preset)
+    offset = 0
+    tally = merged.tally
+    for part in results:
+        for attr, count_attr in (("errors", "error_count"), ("warnings", "warning_count")):
+            target: list[Issue] = getattr(tally, attr)
+            for issue in part[attr]:
+                if len(target) >= tally.limit:
+                    break
+                target.append(Issue(issue.line + offset, issue.path, issue.message))
+            setattr(tally, count_attr, getattr(tally, count_attr) + part[count_attr])
+        texts.merge(merged.acc, part["acc"])
+        merged.rows += part["rows"]
+        offset += part["lines"]
+    return merged, (digest[0] if digest else None)
