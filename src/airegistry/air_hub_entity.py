@@ -25,6 +25,7 @@ from airegistry.session import Session, resolve_session
 E = TypeVar("E", bound="AIRHubEntity")
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_MAX_VERSION_ATTEMPTS = 64
 _SHORT_VERSION_RE = re.compile(r"^\d{1,4}(\.\d{1,4}){0,2}$")
 
 
@@ -65,6 +66,7 @@ class AIRHubEntity(ABC):
     """Base entity for AI Registry Hub content."""
 
     _list_kind: ClassVar[str] = "entity"
+    _document_schema_version: ClassVar[str] = "2.0.0"
 
     def __init__(
         self,
@@ -284,6 +286,50 @@ class AIRHubEntity(ABC):
         finally:
             if live is not None:
                 live.stop()
+
+    @classmethod
+    def _import_next_version(
+        cls,
+        session: Session,
+        name: str,
+        document: dict[str, Any],
+        keywords: list[str],
+        tags: list[dict[str, str]],
+        description: str | None,
+    ) -> str:
+        """Import as the next major version; a concurrent creator may win a number, so retry."""
+        for attempt in range(_MAX_VERSION_ATTEMPTS):
+            version = cls._next_major_version(session, name)
+            try:
+                AIRHub.import_hub_content(
+                    cls.hub_content_type(),
+                    name,
+                    cls._document_schema_version,
+                    document,
+                    hub_content_version=version,
+                    tags=tags,
+                    session=session,
+                    hub_content_search_keywords=keywords,
+                    hub_content_description=description,
+                )
+                return version
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceInUse":
+                    raise
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        raise RuntimeError(f"Could not allocate a new version of {name} after many attempts.")
+
+    @classmethod
+    def _next_major_version(cls, session: Session, name: str) -> str:
+        try:
+            summaries = AIRHub.list_hub_content_versions(cls.hub_content_type(), name, session=session)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFound":
+                summaries = []
+            else:
+                raise
+        majors = [version_key(s["HubContentVersion"])[0] for s in summaries]
+        return f"{max(majors, default=0) + 1}.0.0"
 
     # -- presentation --------------------------------------------------------------------------
 

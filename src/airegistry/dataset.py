@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
 import tempfile
-import time
 import uuid
 import zlib
 from collections.abc import Iterable
@@ -23,16 +21,14 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from botocore.exceptions import ClientError
-
 from airegistry import keywords as kw
 from airegistry.air_constants import (
     DATASET_DOCUMENT_SCHEMA_VERSION,
     DATASET_HUB_CONTENT_TYPE,
     HubContentStatus,
 )
-from airegistry.air_hub import AIRHub, normalize_tags
-from airegistry.air_hub_entity import AIRHubEntity, check_name, version_key
+from airegistry.air_hub import normalize_tags
+from airegistry.air_hub_entity import AIRHubEntity, check_name
 from airegistry.dataset_utils import CustomizationTechnique, DataSetMethod
 from airegistry.home import max_dataset_bytes
 from airegistry.session import Session, resolve_session
@@ -45,7 +41,6 @@ CONTENT_TYPES = {
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
 }
-_MAX_VERSION_ATTEMPTS = 64
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -83,6 +78,7 @@ class DataSet(AIRHubEntity):
     """Dataset entity for AI Registry."""
 
     _list_kind = "dataset"
+    _document_schema_version = DATASET_DOCUMENT_SCHEMA_VERSION
 
     def __init__(
         self,
@@ -289,50 +285,6 @@ class DataSet(AIRHubEntity):
         key = f"datasets/{name}/{uuid.uuid4().hex}/{path.name}"
         session.objects.upload_file(path, bucket, key, content_type=CONTENT_TYPES[file_type])
         return bucket, key
-
-    @classmethod
-    def _import_next_version(
-        cls,
-        session: Session,
-        name: str,
-        document: dict[str, Any],
-        keywords: list[str],
-        tags: list[dict[str, str]],
-        description: str | None,
-    ) -> str:
-        """Import as the next major version; a concurrent creator may win a number, so retry."""
-        for attempt in range(_MAX_VERSION_ATTEMPTS):
-            version = cls._next_major_version(session, name)
-            try:
-                AIRHub.import_hub_content(
-                    cls.hub_content_type(),
-                    name,
-                    DATASET_DOCUMENT_SCHEMA_VERSION,
-                    document,
-                    hub_content_version=version,
-                    tags=tags,
-                    session=session,
-                    hub_content_search_keywords=keywords,
-                    hub_content_description=description,
-                )
-                return version
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ResourceInUse":
-                    raise
-                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-        raise RuntimeError(f"Could not allocate a new version of {name} after many attempts.")
-
-    @classmethod
-    def _next_major_version(cls, session: Session, name: str) -> str:
-        try:
-            summaries = AIRHub.list_hub_content_versions(cls.hub_content_type(), name, session=session)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ResourceNotFound":
-                summaries = []
-            else:
-                raise
-        majors = [version_key(s["HubContentVersion"])[0] for s in summaries]
-        return f"{max(majors, default=0) + 1}.0.0"
 
     # -- reading data back ------------------------------------------------------------------
 

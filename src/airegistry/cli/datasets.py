@@ -1,0 +1,209 @@
+"""``airegistry datasets``: create, list, get, versions, delete, validate."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from airegistry.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    error,
+    print_json,
+    print_table,
+    run_guarded,
+)
+
+TECHNIQUES = ("sft", "dpo", "rlaif", "rlvr")
+
+
+def add_parser(groups: Any) -> None:
+    parser = groups.add_parser("datasets", help="manage datasets")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    create = commands.add_parser("create", help="register a dataset (a local file or an s3:// URI)")
+    create.add_argument("name")
+    create.add_argument("source", help="local .jsonl/.json/.csv/.parquet file or s3://bucket/key")
+    create.add_argument("--technique", choices=TECHNIQUES)
+    create.add_argument("--description")
+    create.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    create.add_argument("--no-wait", action="store_true", help="return while the import runs")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=run_create)
+
+    listing = commands.add_parser("list", help="list datasets (latest version of each)")
+    listing.add_argument("--max-results", type=int, default=100)
+    listing.add_argument("--next-token")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=run_list)
+
+    get = commands.add_parser("get", help="show one dataset")
+    get.add_argument("name")
+    get.add_argument("--version")
+    get.add_argument("--json", action="store_true")
+    get.set_defaults(func=run_get)
+
+    versions = commands.add_parser("versions", help="list the versions of a dataset")
+    versions.add_argument("name")
+    versions.add_argument("--json", action="store_true")
+    versions.set_defaults(func=run_versions)
+
+    remove = commands.add_parser("delete", help="delete a version, or every version")
+    remove.add_argument("name")
+    remove.add_argument("--version", help="the version to delete (default: all versions)")
+    remove.add_argument("--json", action="store_true")
+    remove.set_defaults(func=run_delete)
+
+    download = commands.add_parser("download", help="copy a dataset's data to a local path")
+    download.add_argument("name")
+    download.add_argument("path")
+    download.add_argument("--version")
+    download.set_defaults(func=run_download)
+
+    from airegistry.cli.validate import add_validate_parser
+
+    add_validate_parser(commands)
+
+
+def _describe(ds: Any) -> dict[str, Any]:
+    return {
+        "name": ds.name,
+        "version": ds.version,
+        "arn": ds.arn,
+        "status": ds.status,
+        "source": ds.source,
+        "method": ds.method,
+        "customization_technique": ds.customization_technique,
+        "description": ds.description,
+        "created_time": ds.created_time,
+        "updated_time": ds.updated_time,
+        "failure_reason": ds.failure_reason,
+        "stats": ds.stats,
+    }
+
+
+def _show(ds: Any, as_json: bool) -> None:
+    data = _describe(ds)
+    if as_json:
+        print_json(data)
+        return
+    rows = [(k, v) for k, v in data.items() if k != "stats" and v is not None]
+    stats = data.get("stats") or {}
+    for key in ("rows", "bytes", "format", "sha256", "warning_count"):
+        if key in stats:
+            rows.append((f"stats.{key}", stats[key]))
+    print_table(f"dataset {ds.name}", ("field", "value"), rows)
+
+
+def _tags(values: list[str]) -> list[dict[str, str]]:
+    tags = []
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--tag needs KEY=VALUE, got {value!r}")
+        tags.append({"Key": key, "Value": val})
+    return tags
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from airegistry.dataset import DataSet
+
+    if not args.source.startswith("s3://") and not Path(args.source).expanduser().is_file():
+        error(f"dataset file not found: {args.source}")
+        return EXIT_USAGE
+
+    def action() -> int:
+        ds = DataSet.create(
+            args.name,
+            args.source,
+            customization_technique=args.technique,
+            wait=not args.no_wait,
+            description=args.description,
+            tags=_tags(args.tag),
+        )
+        _show(ds, args.json)
+        return EXIT_OK
+
+    return run_guarded(action)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from airegistry.dataset import DataSet
+
+    def action() -> int:
+        page = DataSet.list(max_results=args.max_results, next_token=args.next_token)
+        if args.json:
+            print_json(page)
+            return EXIT_OK
+        print_table(
+            "datasets",
+            ("name", "version", "status", "technique", "method", "created"),
+            [
+                (i["name"], i["version"], i["status"], i["customization_technique"], i["method"],
+                 i["created_time"])
+                for i in page["items"]
+            ],
+        )
+        if page["next_token"]:
+            print(f"more: --next-token {page['next_token']}")
+        return EXIT_OK
+
+    return run_guarded(action)
+
+
+def run_get(args: argparse.Namespace) -> int:
+    from airegistry.dataset import DataSet
+
+    def action() -> int:
+        _show(DataSet.get(args.name, version=args.version), args.json)
+        return EXIT_OK
+
+    return run_guarded(action)
+
+
+def run_versions(args: argparse.Namespace) -> int:
+    from airegistry.dataset import DataSet
+
+    def action() -> int:
+        versions = DataSet.get(args.name).get_versions()
+        if args.json:
+            print_json(versions)
+        else:
+            print_table(
+                f"versions of {args.name}",
+                ("version", "status", "created", "arn"),
+                [(v["Version"], v["Status"], v["CreationTime"], v["Arn"]) for v in versions],
+            )
+        return EXIT_OK
+
+    return run_guarded(action)
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    from airegistry.dataset import DataSet
+
+    def action() -> int:
+        deleted = DataSet.delete_by_name(args.name, version=args.version)
+        if args.json:
+            print_json({"deleted": deleted})
+        elif deleted:
+            print(f"deleted {args.name}" + (f" version {args.version}" if args.version else ""))
+        else:
+            error(f"no such dataset {args.name}" + (f" version {args.version}" if args.version else ""))
+        return EXIT_OK if deleted else EXIT_FAILED
+
+    return run_guarded(action)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from airegistry.dataset import DataSet
+
+    def action() -> int:
+        path = DataSet.get(args.name, version=args.version).download(args.path)
+        print(str(path))
+        return EXIT_OK
+
+    return run_guarded(action)

@@ -1,0 +1,611 @@
+"""Evaluator: reward functions and reward prompts, registered and runnable.
+
+Registration follows the managed service's documents exactly (content type ``JsonDoc``,
+``SubType`` ``AWS/Evaluator``, a ``JsonContent`` string holding ``Reference`` and
+``EvaluatorType``); running them is ours: reward functions on the function runtime
+(warm sandboxed workers when embedded, Lambda-compatible everywhere), reward prompts
+through an LLM judge on any OpenAI-compatible endpoint.
+
+Every version owns its implementation: a BYOC version gets its own function and a
+prompt version its own stored object, so creating a version never changes another.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import sys
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from airegistry import keywords as kw
+from airegistry.air_constants import (
+    EVALUATOR_DOCUMENT_SCHEMA_VERSION,
+    EVALUATOR_HUB_CONTENT_TYPE,
+    EVALUATOR_SUBTYPE,
+    EVALUATOR_TYPES,
+    REWARD_FUNCTION,
+    REWARD_PROMPT,
+    HubContentStatus,
+)
+from airegistry.air_hub import AIRHub
+from airegistry.air_hub_entity import AIRHubEntity, check_name, is_not_found, normalize_version
+from airegistry.runtime.rewards import RewardOutcome, outcome_from_error, outcome_from_payload
+from airegistry.session import Session, resolve_session
+
+LAMBDA_ARN_PREFIX = "arn:aws:lambda:"
+DEFAULT_BATCH_SIZE = 256
+MAX_PROMPT_CHARS = 100_000
+MAX_CODE_BYTES = 10 * 1024 * 1024
+
+
+class EvaluatorMethod(str, Enum):
+    """How a reward function is implemented."""
+
+    BYOC = "byoc"
+    LAMBDA = "lambda"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EvaluatorInvocationError(RuntimeError):
+    """A single ``invoke()`` failed: the handler raised, timed out, crashed or broke the contract."""
+
+    def __init__(self, message: str, error_type: str | None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class EvaluatorNotReachableError(RuntimeError):
+    """The evaluator's implementation cannot be run from this backend (e.g. someone else's Lambda)."""
+
+
+def _function_name(evaluator: str) -> str:
+    """A Lambda function name (<= 64 chars) unique to one evaluator version."""
+    return f"air-{evaluator[:46]}-{uuid.uuid4().hex[:12]}"
+
+
+def check_reward_function_source(code: str, origin: str) -> None:
+    """Refuse code that cannot be a Lambda handler before anything is deployed."""
+    try:
+        tree = ast.parse(code, filename=origin)
+    except SyntaxError as exc:
+        raise ValueError(
+            f"Reward function {origin} has a syntax error at line {exc.lineno}: {exc.msg}"
+        ) from None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "lambda_handler":
+            if isinstance(node, ast.AsyncFunctionDef):
+                raise ValueError(f"Reward function {origin}: lambda_handler must not be async")
+            return
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.ImportFrom):
+            targets: list[str] = []
+            if isinstance(node, ast.Assign):
+                targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                targets = [node.target.id]
+            elif isinstance(node, ast.ImportFrom):
+                targets = [a.asname or a.name for a in node.names]
+            if "lambda_handler" in targets:
+                return
+    raise ValueError(
+        f"Reward function {origin} defines no lambda_handler(event, context) at module level"
+    )
+
+
+def package_reward_function(code: str) -> bytes:
+    """A deployment zip with the code as ``lambda_function.py``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("lambda_function.py", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        archive.writestr(info, code)
+    return buffer.getvalue()
+
+
+def _read_s3_text(session: Session, uri: str, limit: int) -> str:
+    from airegistry.dataset import parse_s3_uri
+
+    bucket, key = parse_s3_uri(uri)
+    try:
+        with contextlib.closing(session.objects.open(bucket, key)) as stream:
+            data = stream.read(limit + 1)
+    except ClientError as exc:
+        raise ValueError(f"Cannot read evaluator source {uri}: {exc}") from None
+    except Exception as exc:
+        if type(exc).__name__ in ("NoSuchKey", "NoSuchBucket"):
+            raise ValueError(f"Evaluator source {uri} does not exist") from None
+        raise
+    if len(data) > limit:
+        raise ValueError(f"Evaluator source {uri} is larger than {limit:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"Evaluator source {uri} is not UTF-8 text") from None
+
+
+class Evaluator(AIRHubEntity):
+    """Evaluator entity for AI Registry."""
+
+    _list_kind = "evaluator"
+    _document_schema_version = EVALUATOR_DOCUMENT_SCHEMA_VERSION
+
+    def __init__(
+        self,
+        name: str | None = None,
+        version: str | None = None,
+        arn: str | None = None,
+        type: str | None = None,
+        method: EvaluatorMethod | None = None,
+        reference: str | None = None,
+        status: HubContentStatus | str | None = None,
+        created_time: datetime | None = None,
+        updated_time: datetime | None = None,
+        sagemaker_session: Session | None = None,
+        description: str | None = None,
+        failure_reason: str | None = None,
+    ) -> None:
+        super().__init__(
+            name=name or "",
+            version=version or "",
+            arn=arn or "",
+            status=status,
+            created_time=created_time,
+            updated_time=updated_time,
+            description=description,
+            sagemaker_session=sagemaker_session,
+            failure_reason=failure_reason,
+        )
+        self.type = type
+        self.method = method
+        self.reference = reference
+        self._judge: Any = None
+
+    @classmethod
+    def hub_content_type(cls) -> str:
+        return EVALUATOR_HUB_CONTENT_TYPE
+
+    # -- hub documents -------------------------------------------------------------------------
+
+    @classmethod
+    def _accepts(cls, response: dict) -> bool:
+        try:
+            return json.loads(response["HubContentDocument"]).get("SubType") == EVALUATOR_SUBTYPE
+        except (ValueError, AttributeError):
+            return False
+
+    @classmethod
+    def _from_description(cls, response: dict, session: Session | None) -> Evaluator:
+        document = json.loads(response["HubContentDocument"])
+        content = json.loads(document.get("JsonContent") or "{}")
+        keywords = response.get("HubContentSearchKeywords", [])
+        method = kw.find(keywords, "method:")
+        return cls(
+            name=response["HubContentName"],
+            version=response["HubContentVersion"],
+            arn=response["HubContentArn"],
+            type=content.get("EvaluatorType"),
+            method=EvaluatorMethod(method) if method else None,
+            reference=content.get("Reference"),
+            status=response["HubContentStatus"],
+            created_time=response.get("CreationTime"),
+            updated_time=response.get("LastModifiedTime"),
+            sagemaker_session=session,
+            description=response.get("HubContentDescription"),
+            failure_reason=response.get("FailureReason"),
+        )
+
+    @classmethod
+    def _list_item(cls, summary: dict) -> dict[str, Any] | None:
+        keywords = summary.get("HubContentSearchKeywords", [])
+        if f"@subtype:{EVALUATOR_SUBTYPE.lower()}" not in keywords:
+            return None
+        evaluator_type = kw.find(keywords, "@evaluatortype:")
+        method = kw.find(keywords, "method:")
+        return {
+            "name": summary["HubContentName"],
+            "version": summary["HubContentVersion"],
+            "arn": summary["HubContentArn"],
+            "status": HubContentStatus(summary["HubContentStatus"]),
+            "description": summary.get("HubContentDescription"),
+            "created_time": summary.get("CreationTime"),
+            "updated_time": summary.get("LastModifiedTime"),
+            "type": {"rewardfunction": REWARD_FUNCTION, "rewardprompt": REWARD_PROMPT}.get(
+                evaluator_type or "", evaluator_type
+            ),
+            "method": EvaluatorMethod(method) if method else None,
+            "reference": kw.find(keywords, "@reference:"),
+        }
+
+    # -- creating ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        type: str,
+        source: str,
+        wait: bool = True,
+        role: str | None = None,
+        sagemaker_session: Session | None = None,
+        description: str | None = None,
+    ) -> Evaluator:
+        """Register an evaluator (next major version of an existing name)."""
+        session = resolve_session(sagemaker_session)
+        check_name(name, "evaluator")
+        if type not in EVALUATOR_TYPES:
+            raise ValueError(
+                f"Unknown evaluator type {type!r}; expected one of {', '.join(EVALUATOR_TYPES)}"
+            )
+        if not isinstance(source, str) or not source.strip():
+            raise ValueError("An evaluator needs a source (a Lambda ARN, a file, an s3:// URI or text)")
+        created_function: str | None = None
+        object_uri: str | None = None
+        if type == REWARD_FUNCTION:
+            method, reference, created_function = cls._reward_function_reference(
+                session, name, source, role
+            )
+        else:
+            method = None
+            reference = object_uri = cls._store_prompt(session, name, source)
+        content: dict[str, Any] = {"Reference": reference, "EvaluatorType": type}
+        if object_uri:
+            content["ObjectUri"] = object_uri
+        document = {"SubType": EVALUATOR_SUBTYPE, "JsonContent": json.dumps(content)}
+        keywords = [f"@subtype:{EVALUATOR_SUBTYPE.lower()}", f"@evaluatortype:{type.lower()}"]
+        if method is not None:
+            keywords.append(f"method:{method.value}")
+            keywords.append(
+                "@contenttype:byocode" if method is EvaluatorMethod.BYOC else "@contenttype:byolambda"
+            )
+        reference_keyword = kw.keyword("@reference:", reference)
+        if reference_keyword:
+            keywords.append(reference_keyword)
+        if object_uri:
+            keywords.append("@owned:registry")
+        try:
+            version = cls._import_next_version(session, name, document, keywords, [], description)
+        except BaseException:
+            cls._cleanup(session, created_function, object_uri)
+            raise
+        evaluator = cls.get(name, session, version=version)
+        if wait:
+            evaluator.wait()
+            if evaluator.status == HubContentStatus.IMPORT_FAILED:
+                raise ValueError(
+                    f"Evaluator {name} version {version} failed to import: {evaluator.failure_reason}"
+                )
+        return evaluator
+
+    def create_version(
+        self, source: str, wait: bool = True, role: str | None = None,
+        description: str | None = None,
+    ) -> Evaluator:
+        """A new version of this evaluator's name; returns the new entity."""
+        return type(self).create(
+            self.name, self.type or REWARD_FUNCTION, source, wait=wait, role=role,
+            sagemaker_session=self.sagemaker_session,
+            description=description if description is not None else self.description,
+        )
+
+    @classmethod
+    def _reward_function_reference(
+        cls, session: Session, name: str, source: str, role: str | None
+    ) -> tuple[EvaluatorMethod, str, str | None]:
+        from airegistry.runtime.functions import _ARN_RE
+
+        if source.startswith(LAMBDA_ARN_PREFIX):
+            if not _ARN_RE.match(source):
+                raise ValueError(
+                    f"Invalid Lambda ARN {source!r}: expected "
+                    "arn:aws:lambda:<region>:<12-digit account>:function:<name>"
+                )
+            return EvaluatorMethod.LAMBDA, source, None
+        if source.startswith("s3://"):
+            if not source.endswith(".py"):
+                raise ValueError(f"A reward function in S3 must be a .py file: {source}")
+            code = _read_s3_text(session, source, MAX_CODE_BYTES)
+        else:
+            path = Path(source).expanduser()
+            if path.suffix != ".py":
+                raise ValueError(
+                    f"A reward function source must be a Lambda ARN, a local .py file or an "
+                    f"s3://.../file.py object, not {source!r}"
+                )
+            if not path.is_file():
+                raise ValueError(f"Reward function file not found: {path}")
+            if path.stat().st_size > MAX_CODE_BYTES:
+                raise ValueError(f"Reward function file {path} is larger than {MAX_CODE_BYTES:,} bytes")
+            try:
+                code = path.read_text("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"Reward function file {path} is not UTF-8 text") from None
+        check_reward_function_source(code, source)
+        function_name = _function_name(name)
+        response = session.functions.create_function(
+            FunctionName=function_name,
+            Runtime=f"python3.{min(max(sys.version_info.minor, 10), 13)}",
+            Role=role or f"arn:aws:iam::{session.account_id}:role/airegistry-evaluator",
+            Handler="lambda_function.lambda_handler",
+            Code={"ZipFile": package_reward_function(code)},
+            Timeout=30,
+            MemorySize=1024,
+            Description=f"airegistry reward function {name}"[:256],
+        )
+        return EvaluatorMethod.BYOC, response["FunctionArn"], function_name
+
+    @classmethod
+    def _store_prompt(cls, session: Session, name: str, source: str) -> str:
+        from airegistry.runtime.templates import PromptTemplate
+
+        if source.startswith("s3://"):
+            text = _read_s3_text(session, source, MAX_PROMPT_CHARS * 4)
+        elif "\n" not in source and len(source) < 4096 and Path(source).expanduser().is_file():
+            try:
+                text = Path(source).expanduser().read_text("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"Reward prompt file {source} is not UTF-8 text") from None
+        else:
+            text = source
+        if not text.strip():
+            raise ValueError("A reward prompt cannot be empty")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise ValueError(f"A reward prompt can be at most {MAX_PROMPT_CHARS:,} characters")
+        PromptTemplate(text)  # raises TemplateError (a ValueError) naming the position
+        bucket = session.default_bucket
+        session.objects.ensure_bucket(bucket)
+        key = f"evaluators/{name}/{uuid.uuid4().hex}/prompt.txt"
+        session.objects.put_bytes(bucket, key, text.encode("utf-8"), content_type="text/plain")
+        return f"s3://{bucket}/{key}"
+
+    @classmethod
+    def _cleanup(cls, session: Session, function: str | None, object_uri: str | None) -> None:
+        if function:
+            with contextlib.suppress(Exception):
+                session.functions.delete_function(FunctionName=function)
+        if object_uri:
+            from airegistry.dataset import parse_s3_uri
+
+            with contextlib.suppress(Exception):
+                session.objects.delete(*parse_s3_uri(object_uri))
+
+    # -- deleting (BYOC functions go with their version) ---------------------------------------
+
+    def delete(self, version: str | None = None) -> bool:
+        target = normalize_version(version) or self.version
+        victim = self if target == self.version else None
+        if victim is None:
+            try:
+                victim = type(self).get(self.name, self.sagemaker_session, version=target)
+            except ClientError as exc:
+                if is_not_found(exc):
+                    return False
+                raise
+        deleted = super().delete(target)
+        if deleted:
+            victim._delete_function()
+        return deleted
+
+    @classmethod
+    def delete_by_name(
+        cls, name: str, version: str | None = None, sagemaker_session: Session | None = None
+    ) -> bool:
+        if version is not None:
+            try:
+                return cls.get(name, sagemaker_session, version=version).delete()
+            except ClientError as exc:
+                if is_not_found(exc):
+                    return False
+                raise
+        try:
+            summaries = AIRHub.list_hub_content_versions(
+                cls.hub_content_type(), name, session=sagemaker_session
+            )
+        except ClientError as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        deleted = False
+        for summary in summaries:
+            with contextlib.suppress(ClientError):
+                entity = cls.get(name, sagemaker_session, version=summary["HubContentVersion"])
+                deleted = entity.delete() or deleted
+        return deleted
+
+    def _delete_function(self) -> None:
+        if self.method is not EvaluatorMethod.BYOC or not self.reference:
+            return
+        with contextlib.suppress(ClientError):
+            resolve_session(self.sagemaker_session).functions.delete_function(
+                FunctionName=self.reference
+            )
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def invoke(self, event: Mapping[str, Any], **judge_options: Any) -> dict[str, Any]:
+        """Score one event: ``{"reward": float in [0, 1], "details": ...}`` or an exception."""
+        outcome = self.score_batch([dict(event)], **judge_options)[0]
+        if not outcome.ok:
+            raise EvaluatorInvocationError(
+                f"Evaluator {self.name} v{self.version} failed: {outcome.error_type}: {outcome.error}",
+                outcome.error_type,
+            )
+        return {"reward": outcome.reward, "details": outcome.details}
+
+    def score_batch(self, events: Sequence[Mapping[str, Any]], **judge_options: Any) -> list[RewardOutcome]:
+        """Score events in order; one failure never fails the others."""
+        if self.type == REWARD_PROMPT:
+            return self._judge_for(**judge_options).evaluate_batch([dict(e) for e in events])
+        return self._run_function([dict(e) for e in events])
+
+    def _run_function(self, events: list[dict[str, Any]]) -> list[RewardOutcome]:
+        session = resolve_session(self.sagemaker_session)
+        reference = self.reference or ""
+        if session.backend == "embedded":
+            owned = session.functions.owns_arn(reference)
+            if owned is None:
+                raise EvaluatorNotReachableError(
+                    f"Evaluator {self.name} points at {reference}, a Lambda function outside this "
+                    "registry; the embedded backend cannot invoke it. Use the AWS backend "
+                    "(AIREGISTRY_BACKEND=aws) or register the code itself (source='./reward.py')."
+                )
+            if owned is False:
+                raise EvaluatorNotReachableError(
+                    f"The function {reference} of evaluator {self.name} no longer exists."
+                )
+            results = session.functions.invoke_batch(reference, events)
+            return [self._outcome(i, r.ok, r.payload) for i, r in enumerate(results)]
+        client = session.functions
+
+        def call(index: int) -> RewardOutcome:
+            response = client.invoke(FunctionName=reference, Payload=json.dumps(events[index]).encode())
+            payload = json.loads(response["Payload"].read() or b"null")
+            return self._outcome(index, "FunctionError" not in response, payload)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return list(pool.map(call, range(len(events))))
+
+    @staticmethod
+    def _outcome(index: int, ok: bool, payload: Any) -> RewardOutcome:
+        if ok:
+            return outcome_from_payload(index, payload)
+        payload = payload if isinstance(payload, dict) else {}
+        return outcome_from_error(
+            index, str(payload.get("errorType", "Unhandled")), str(payload.get("errorMessage", ""))
+        )
+
+    def _judge_for(self, **options: Any) -> Any:
+        from airegistry.runtime.judge import JudgeConfig, RewardPromptJudge
+
+        if self._judge is None or options:
+            from airegistry.dataset import parse_s3_uri
+
+            session = resolve_session(self.sagemaker_session)
+            with contextlib.closing(session.objects.open(*parse_s3_uri(self.reference or ""))) as s:
+                template = s.read().decode("utf-8")
+            judge = RewardPromptJudge(template, JudgeConfig.from_env(**options))
+            if options:
+                return judge
+            self._judge = judge
+        return self._judge
+
+    def evaluate(
+        self,
+        data: Any,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        response_field: str = "response",
+        limit: int | None = None,
+        progress: bool | None = None,
+        **judge_options: Any,
+    ) -> list[RewardOutcome]:
+        """Score every item of a DataSet, a list of dicts or any iterable of dicts, in order.
+
+        A row without ``response`` uses ``completion`` (SFT rows) when it has one. Each item's
+        outcome carries its reward or the reason it failed; a progress bar shows on a terminal.
+        """
+        if not 1 <= batch_size <= 4096:
+            raise ValueError("batch_size must be between 1 and 4096")
+        from airegistry.dataset import DataSet
+
+        rows: Iterable[Mapping[str, Any]] = iter_dataset_rows(data) if isinstance(data, DataSet) else data
+        total = len(data) if isinstance(data, Sequence) else None
+        if limit is not None and total is not None:
+            total = min(total, limit)
+        show = sys.stdout.isatty() if progress is None else progress
+        outcomes: list[RewardOutcome] = []
+        bar = None
+        if show:
+            from rich.progress import Progress
+
+            bar = Progress(transient=False)
+            task = bar.add_task(f"evaluating with {self.name}", total=total)
+            bar.start()
+        try:
+            for batch in _batches(rows, batch_size, limit):
+                events = [self._event(row, response_field) for row in batch]
+                results = self.score_batch(events, **judge_options)
+                offset = len(outcomes)
+                for outcome in results:
+                    outcome.index += offset
+                outcomes.extend(results)
+                if bar is not None:
+                    bar.update(task, advance=len(results))
+        finally:
+            if bar is not None:
+                bar.stop()
+        return outcomes
+
+    @staticmethod
+    def _event(row: Mapping[str, Any], response_field: str) -> dict[str, Any]:
+        if not isinstance(row, Mapping):
+            raise ValueError(f"Evaluation items must be dicts, got {type(row).__name__}")
+        event = dict(row)
+        if "response" not in event:
+            if response_field in event:
+                event["response"] = event[response_field]
+            elif "completion" in event:
+                event["response"] = event["completion"]
+        return event
+
+    def as_reward_function(self, on_error: str = "nan") -> Callable[..., list[float]]:
+        """A TRL reward function (GRPOTrainer ``reward_funcs``) backed by this evaluator."""
+        from airegistry.runtime.trl import make_trl_reward_function
+
+        safe = "".join(c if c.isalnum() else "_" for c in self.name)
+        return make_trl_reward_function(self.score_batch, name=f"airegistry_{safe}", on_error=on_error)  # type: ignore[arg-type]
+
+
+def _batches(
+    rows: Iterable[Mapping[str, Any]], size: int, limit: int | None
+) -> Iterator[list[Mapping[str, Any]]]:
+    batch: list[Mapping[str, Any]] = []
+    for count, row in enumerate(rows):
+        if limit is not None and count >= limit:
+            break
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def iter_dataset_rows(dataset: Any) -> Iterator[dict[str, Any]]:
+    """Rows of a stored dataset, streamed (jsonl, json, csv, parquet)."""
+    import csv
+    import tempfile
+
+    from airegistry.dataset import _file_type, _iter_lines, parse_s3_uri
+
+    file_type = _file_type(parse_s3_uri(dataset.source)[1])
+    if file_type == "jsonl":
+        with contextlib.closing(dataset.open()) as stream:
+            for line in _iter_lines(stream):
+                if line.strip():
+                    yield json.loads(line)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = dataset.download(Path(tmp))
+        if file_type == "json":
+            with open(local, "rb") as fh:
+                yield from json.load(fh)
+        elif file_type == "csv":
+            with open(local, newline="", encoding="utf-8-sig") as fh:
+                yield from csv.DictReader(fh)
+        else:
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(local).iter_batches():
+                yield from batch.to_pylist()
