@@ -227,7 +227,8 @@ class AiRegistryApp:
 
     async def _dispatch(self, ctx: RequestContext, scope: Scope, receive: Receive,
                         send: Send) -> None:
-        signed = "authorization" in ctx.headers or ctx.has_query("X-Amz-Signature")
+        signed = "authorization" in ctx.headers or ctx.has_query("X-Amz-Signature") \
+            or ctx.has_query("Signature")
         if not signed and ctx.path in ("/healthz", "/metrics") and ctx.method in ("GET", "HEAD"):
             return await self._ops_endpoint(ctx, send)
         service = sigv4.credential_service(ctx.headers, ctx.query)
@@ -267,7 +268,8 @@ class AiRegistryApp:
         payload_hash: str | None
         if service == "s3":
             payload_hash = ctx.headers.get("x-amz-content-sha256")
-            if payload_hash is None and "authorization" in ctx.headers:
+            if payload_hash is None and ctx.headers.get("authorization", "").startswith(
+                    sigv4.ALGORITHM):
                 await send_protocol_error(
                     send, ctx, service, "InvalidRequest",
                     "Missing required header for this request: x-amz-content-sha256", 400)
@@ -275,6 +277,12 @@ class AiRegistryApp:
         else:
             payload_hash = hashlib.sha256(body or b"").hexdigest()
         try:
+            if service == "s3" and sigv4.is_v2_signed(ctx.headers, ctx.query):
+                return sigv4.verify_s3_v2(
+                    method=ctx.method, resource_paths=self.s3.v2_resource_paths(ctx),
+                    raw_query=ctx.raw_query, header_pairs=ctx.header_pairs,
+                    lookup_secret=self.auth.lookup,
+                )
             return sigv4.verify_request(
                 method=ctx.method, raw_path=ctx.raw_path, raw_query=ctx.raw_query,
                 header_pairs=ctx.header_pairs, payload_hash=payload_hash,

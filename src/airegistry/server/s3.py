@@ -68,21 +68,28 @@ def _store_error(exc: Exception) -> S3Error | None:
     return None
 
 
-def split_bucket_key(ctx: RequestContext, config: S3Config) -> tuple[str | None, str | None]:
-    """Bucket and key from virtual-host or path-style addressing, keys percent-decoded."""
+def virtual_host_bucket(ctx: RequestContext, config: S3Config) -> str | None:
+    """The bucket named by a ``<bucket>.<base>`` Host header, or None for path style."""
     host = ctx.headers.get("host", "").strip().lower()
     hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host
-    try:
-        path = unquote_to_bytes(ctx.raw_path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise S3Error("InvalidURI", "The request path is not valid UTF-8") from None
     bases = sorted(set(config.virtual_host_bases) | set(config.extra_bases), key=len, reverse=True)
     for base in bases:
         suffix = "." + base.lower()
         if hostname.endswith(suffix) and len(hostname) > len(suffix):
-            bucket = hostname[: -len(suffix)]
-            key = path[1:] if path.startswith("/") else path
-            return bucket, key or None
+            return hostname[: -len(suffix)]
+    return None
+
+
+def split_bucket_key(ctx: RequestContext, config: S3Config) -> tuple[str | None, str | None]:
+    """Bucket and key from virtual-host or path-style addressing, keys percent-decoded."""
+    try:
+        path = unquote_to_bytes(ctx.raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "The request path is not valid UTF-8") from None
+    bucket = virtual_host_bucket(ctx, config)
+    if bucket is not None:
+        key = path[1:] if path.startswith("/") else path
+        return bucket, key or None
     trimmed = path[1:] if path.startswith("/") else path
     if not trimmed:
         return None, None
@@ -141,6 +148,14 @@ class S3Handler:
     def __init__(self, objects: Any, config: S3Config) -> None:
         self.objects = objects
         self.config = config
+
+    def v2_resource_paths(self, ctx: RequestContext) -> list[str]:
+        """The path-style resource a V2 signature covers (vhost requests add the bucket)."""
+        paths = [ctx.raw_path or "/"]
+        bucket = virtual_host_bucket(ctx, self.config)
+        if bucket is not None:
+            paths.insert(0, f"/{bucket}{ctx.raw_path or '/'}")
+        return paths
 
     # -- entry point ---------------------------------------------------------------------
 
