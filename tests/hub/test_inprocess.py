@@ -467,6 +467,11 @@ def test_modeled_exceptions(client: Any) -> None:
                                     HubContentName="nope")
     assert info.value.response["Error"]["Code"] == "ResourceNotFound"
     assert info.value.response["ResponseMetadata"]["RequestId"]
+    # the same text a default boto3 client shows for this error from AWS
+    assert str(info.value) == (
+        "An error occurred (ResourceNotFound) when calling the DescribeHubContent operation: "
+        "Hub content nope does not exist."
+    )
     with pytest.raises(client.exceptions.ResourceInUse):
         client.create_hub(HubName="team-hub", HubDescription="again")
 

@@ -37,7 +37,10 @@ EMBEDDED_ENDPOINT = "http://airegistry.embedded"
 
 _CLIENT_CONFIG = Config(
     signature_version=botocore.UNSIGNED,
-    retries={"total_max_attempts": 1, "mode": "standard"},
+    # Never retry: a retry would run a handler twice. "legacy" with zero retries keeps
+    # error strings identical to a default boto3 client's (the "standard" mode appends
+    # "(reached max retries: 0)" to every error, even a non-retryable one).
+    retries={"max_attempts": 0, "mode": "legacy"},
     defaults_mode="legacy",  # "auto" would probe EC2 instance metadata
     use_fips_endpoint=False,  # FIPS / dual-stack with a custom endpoint are config errors
     use_dualstack_endpoint=False,
