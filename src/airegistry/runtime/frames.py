@@ -1,0 +1,190 @@
+"""Length-prefixed msgspec frames between the pool (parent) and its workers.
+
+Wire format: every frame is a 4-byte little-endian unsigned length followed by that many bytes
+of MessagePack. Each direction has its own pipe on dedicated file descriptors, so nothing the
+user's code prints can interleave with a frame.
+
+Trust boundary: the worker runs untrusted code, so everything it sends is decoded by the parent
+with msgspec into the typed Structs below -- never unpickled, never ``eval``-ed -- and frames are
+bounded in size (``MAX_RESULT_FRAME``). A frame that does not decode is a protocol violation and
+the worker is killed.
+
+This module is also loaded *by file path* inside the worker (which must not import the rest of
+``airegistry``), so it depends on nothing but msgspec and the standard library.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgspec
+
+HEADER = struct.Struct("<I")
+HEADER_SIZE = HEADER.size
+# Parent -> worker frames carry events; they are produced by trusted code and not capped here.
+# Worker -> parent frames are capped: a worker flushes results once it has ~1 MiB pending, so a
+# legitimate frame is at most that plus one maximal result (payload + logs).
+MAX_RESULT_FRAME = 16 * 1024 * 1024
+# Lambda's synchronous response limit; a larger return value fails with ResponseSizeTooLarge.
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+NIL = msgspec.Raw(b"\xc0")  # MessagePack nil, the payload slot of a failed call
+
+
+class FrameError(Exception):
+    """A frame could not be read or decoded (peer wrote garbage, oversized frame, EOF mid-frame)."""
+
+
+# ---------------------------------------------------------------------------- parent -> worker
+
+
+class Init(msgspec.Struct, array_like=True, tag="init"):
+    """First frame a worker receives: what to import and the limits to apply to itself."""
+
+    code_dir: str
+    handler: str
+    timeout_ms: int
+    memory_mb: int
+    function_name: str
+    function_arn: str
+    version: str
+    log_cap: int
+    fsize_limit: int
+    nofile_limit: int
+    flush_interval_us: int
+    parent_pid: int
+
+
+class Call(msgspec.Struct, array_like=True, gc=False):
+    """One invocation. ``id`` is unique per worker lifetime and never 0 (0 means "idle")."""
+
+    id: int
+    event: Any
+
+
+class Batch(msgspec.Struct, array_like=True, tag="batch"):
+    calls: list[Call]
+
+
+ToWorker = Init | Batch
+
+# ---------------------------------------------------------------------------- worker -> parent
+
+
+class ErrorInfo(msgspec.Struct, array_like=True, gc=False):
+    """A Lambda-style error: becomes ``{"errorMessage", "errorType", "stackTrace"}``."""
+
+    error_type: str
+    message: str
+    stack: list[str] = []
+
+    def as_payload(self) -> dict[str, Any]:
+        return {
+            "errorMessage": self.message,
+            "errorType": self.error_type,
+            "stackTrace": list(self.stack),
+        }
+
+
+class Hello(msgspec.Struct, array_like=True, tag="hello"):
+    """Sent once after the handler import; ``error`` set means every call will fail with it."""
+
+    pid: int
+    error: ErrorInfo | None = None
+
+
+class Result(msgspec.Struct, array_like=True, gc=False):
+    """Parent-side view of one call's outcome; ``payload`` is decoded to plain Python values."""
+
+    id: int
+    ok: bool
+    payload: Any
+    error: ErrorInfo | None
+    duration_us: int
+    logs: str
+
+
+class Results(msgspec.Struct, array_like=True, tag="results"):
+    results: list[Result]
+
+
+class ResultOut(msgspec.Struct, array_like=True, gc=False):
+    """Worker-side twin of :class:`Result`: the payload is pre-encoded (``Raw``) because the
+    worker already encoded it once to check its size and that it is serialisable."""
+
+    id: int
+    ok: bool
+    payload: msgspec.Raw
+    error: ErrorInfo | None
+    duration_us: int
+    logs: str
+
+
+class ResultsOut(msgspec.Struct, array_like=True, tag="results"):
+    results: list[ResultOut]
+
+
+FromWorker = Hello | Results
+
+# ---------------------------------------------------------------------------- codec helpers
+
+
+class FrameEncoder:
+    """Encodes a Struct into a ready-to-write frame (length header included) in one buffer."""
+
+    __slots__ = ("_enc",)
+
+    def __init__(self) -> None:
+        self._enc = msgspec.msgpack.Encoder()
+
+    def encode(self, msg: Any) -> bytearray:
+        buf = bytearray(HEADER_SIZE)
+        self._enc.encode_into(msg, buf, HEADER_SIZE)
+        HEADER.pack_into(buf, 0, len(buf) - HEADER_SIZE)
+        return buf
+
+    def encode_value(self, value: Any) -> bytes:
+        """Encode a bare value (used for pre-encoding payloads as ``msgspec.Raw``)."""
+        return self._enc.encode(value)
+
+
+class FrameReader:
+    """Incremental splitter: feed it whatever ``os.read`` returned, get back complete frames."""
+
+    __slots__ = ("_buf", "_max")
+
+    def __init__(self, max_frame: int = MAX_RESULT_FRAME) -> None:
+        self._buf = bytearray()
+        self._max = max_frame
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= HEADER_SIZE:
+            (size,) = HEADER.unpack_from(buf, pos)
+            if size > self._max:
+                raise FrameError(f"frame of {size} bytes exceeds the limit of {self._max} bytes")
+            if end - pos - HEADER_SIZE < size:
+                break
+            start = pos + HEADER_SIZE
+            frames.append(bytes(buf[start : start + size]))
+            pos = start + size
+        if pos:
+            del buf[:pos]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame still buffered (non-zero at EOF means a torn frame)."""
+        return len(self._buf)
+
+
+def decoder_from_worker() -> msgspec.msgpack.Decoder[Hello | Results]:
+    return msgspec.msgpack.Decoder(FromWorker)
+
+
+def decoder_to_worker() -> msgspec.msgpack.Decoder[Init | Batch]:
+    return msgspec.msgpack.Decoder(ToWorker)
