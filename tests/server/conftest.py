@@ -226,3 +226,36 @@ def encode_unsigned_chunks(data: bytes, *, chunk_size: int,
         out += f"{trailer[0]}:{trailer[1]}\r\n".encode()
     out += b"\r\n"
     return bytes(out)
+
+
+def raw_http(url: str, request: bytes, *, timeout: float = 30.0) -> tuple[int, bytes]:
+    """Send raw bytes on a fresh connection; return (status, whole response)."""
+    host, port = url[len("http://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if b"\r\n\r\n" in b"".join(chunks) and b"Connection: close" not in request:
+                head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                if len(rest) >= length:
+                    break
+    response = b"".join(chunks)
+    status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
+    return status, response
+
+
+def build_request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
