@@ -349,6 +349,12 @@ def _fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def _fsync_dir_if_exists(path: str | Path) -> None:
+    """Directory fsync for paths a concurrent delete may have pruned (then nothing to sync)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        _fsync_dir(path)
+
+
 def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data).cast("B")
     while view:
@@ -835,7 +841,7 @@ class ObjectStore:
                     # a concurrent delete pruned a now-empty directory; build it again
                     if attempt == 99:
                         raise
-            _fsync_dir(os.path.dirname(final_path))
+            _fsync_dir_if_exists(os.path.dirname(final_path))
 
     def _prune_dirs(self, objects: Path, start: str) -> None:
         """Remove directories left empty by a delete, up to (not including) the objects root."""
@@ -1118,7 +1124,7 @@ class ObjectStore:
         except (FileNotFoundError, NotADirectoryError):
             return
         parent = os.path.dirname(path)
-        _fsync_dir(parent)
+        _fsync_dir_if_exists(parent)
         self._prune_dirs(bdir / "objects", parent)
 
     # ------------------------------------------------------------------ objects: read
@@ -1443,7 +1449,7 @@ class ObjectStore:
                         f"The specified bucket does not exist: {bucket!r}", bucket=bucket
                     )
                 os.rename(staging, bdir / "uploads" / upload_id)
-            _fsync_dir(bdir / "uploads")
+            _fsync_dir_if_exists(bdir / "uploads")
         finally:
             if os.path.exists(staging):
                 shutil.rmtree(staging, ignore_errors=True)
@@ -1518,7 +1524,7 @@ class ObjectStore:
                     key=key,
                     details={"UploadId": upload_id},
                 ) from None
-            _fsync_dir(udir)
+            _fsync_dir_if_exists(udir)
         except BaseException:
             self._discard(w.path)
             raise
@@ -1604,6 +1610,14 @@ class ObjectStore:
                 try:
                     f = open(udir / f"part-{number:05d}", "rb", buffering=0)  # noqa: SIM115
                 except (FileNotFoundError, NotADirectoryError):
+                    if not (udir / "upload.json").is_file():
+                        # completed or aborted concurrently: the whole directory went at once
+                        raise NoSuchUpload(
+                            f"The specified upload does not exist: {upload_id}",
+                            bucket=bucket,
+                            key=key,
+                            details={"UploadId": upload_id},
+                        ) from None
                     raise missing from None
                 opened.append((f, {}, 0))
                 pdoc, size = _read_trailer(f.fileno(), f"upload {upload_id} part {number}")
