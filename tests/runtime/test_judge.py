@@ -178,6 +178,30 @@ def test_parse_score_excerpt_is_bounded() -> None:
     assert len(str(info.value)) < 400
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "score" + " " * 50_000 + "x",
+        "Score (" * 30_000,
+        "score: " * 50_000,
+        "1/" * 50_000,
+        "9" * 100_000 + "a",
+        "99999a9" * 10_000,
+        "```" + " " * 50_000,
+        " " * 100_000,
+        "*" * 100_000,
+        "{" * 50_000,
+        '{"a":' * 20_000,  # nesting deep enough to exhaust the JSON decoder's recursion
+    ],
+)
+def test_parse_score_handles_hostile_replies(reply: str) -> None:
+    # Replies may echo model output verbatim. These inputs made earlier patterns backtrack
+    # catastrophically or crash the JSON decoder; now each is a plain "no score" error
+    # (a regression would hang until the suite's timeout rather than pass).
+    with pytest.raises(ScoreParseError):
+        parse_score(reply, (1, 10))
+
+
 def test_out_of_scale_reply_fails_only_that_item(stub_factory) -> None:
     stub = stub_factory(lambda body: {"a": "Score: 7", "b": "Score: 42"}[user_message(body)])
     with RewardPromptJudge("{response}", make_config(stub)) as judge:

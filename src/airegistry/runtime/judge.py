@@ -193,45 +193,50 @@ class JudgeConfig:
 # --------------------------------------------------------------------------------------
 # score parsing
 
+# Every pattern below is written to scan in linear time: judge replies can echo model output
+# verbatim, so a reply is hostile input, and nested or adjacent quantifiers over the same
+# characters would let a crafted reply stall the evaluation (catastrophic backtracking).
 _NUM = r"([-+]?\d+(?:\.\d+)?)"
-_GAP = r"[^\S\n]*\**[^\S\n]*"  # spaces and markdown bold on the same line
+_NUM_START = r"(?<![\w.])"  # a number starts here, not in the middle of a token
 _LABELLED = re.compile(
-    r"\b(?:score|rating|grade)\b"
-    + _GAP
-    + r"(?:\([^)\n]{0,30}\))?"  # "Score (1-10):"
-    + _GAP
-    + r"(?:[:=]|\bis\b|\bof\b)?"
-    + r"\s*\**[^\S\n]*"
-    + _NUM
-    + r"(?:\s*(?:/|\bout of\b)\s*"
-    + _NUM
-    + r")?",
+    r"\b(?:score|rating|grade)\b[ \t]*"
+    r"(?:\([^)\n]{0,30}\)[ \t]*)?"  # "Score (1-10):"
+    r"(?:(?:[:=]|is\b|of\b)[ \t]*)?"
+    r"(?:\n\s*?)?" + _NUM + r"(?:[ \t]*(?:/|out of\b)[ \t]*" + _NUM + r")?",
     re.IGNORECASE,
 )
-_FRACTION = re.compile(_NUM + r"\s*(?:/|\bout of\b)\s*" + _NUM, re.IGNORECASE)
-_BOLD = re.compile(r"\*\*\s*" + _NUM + r"\s*\*\*")
-_BARE = re.compile(r"\A\s*\**\s*" + _NUM + r"\s*\**\s*\.?\s*\Z")
-_ANY_NUMBER = re.compile(r"(?<![\w.])" + _NUM + r"(?![\w.]*\d)")
+_FRACTION = re.compile(
+    _NUM_START + _NUM + r"[ \t]*(?:/|out of\b)[ \t]*" + _NUM, re.IGNORECASE
+)
+_BOLD = re.compile(r"\*\*[ \t]*" + _NUM + r"[ \t]*\*\*")
+_ANY_NUMBER = re.compile(_NUM_START + _NUM + r"(?!\w|\.\d)")
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
-_FENCE = re.compile(r"\A\s*```(?:json)?\s*(.*?)\s*```\s*\Z", re.DOTALL | re.IGNORECASE)
 _SCORE_KEYS = ("score", "rating", "grade")
 
 
 def _excerpt(reply: str, limit: int = 200) -> str:
-    flat = " ".join(reply.split())
+    flat = " ".join(reply[: limit * 4].split())
     return repr(flat if len(flat) <= limit else flat[:limit] + "...")
 
 
+def _unfenced(reply: str) -> str:
+    text = reply.strip()
+    if len(text) >= 6 and text.startswith("```") and text.endswith("```"):
+        text = text[3:-3].strip()
+        if text[:4].lower() == "json":
+            text = text[4:].strip()
+    return text
+
+
 def _score_from_json(reply: str) -> float | None:
-    fenced = _FENCE.match(reply)
-    candidates = [fenced.group(1) if fenced else reply.strip()]
+    candidates = [_unfenced(reply)]
     candidates += [m.group(0) for m in reversed(list(_JSON_OBJECT.finditer(reply)))]
     for text in candidates:
         if not text.startswith("{"):
             continue
         try:
             obj = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested input
             continue
         if not isinstance(obj, dict):
             continue
@@ -241,7 +246,7 @@ def _score_from_json(reply: str) -> float | None:
                 continue
             value = lowered[key]
             if isinstance(value, bool):
-                return None
+                continue
             if isinstance(value, (int, float)):
                 return float(value)
             if isinstance(value, str):
@@ -254,22 +259,25 @@ def _find_score(reply: str, hi: float) -> float | None:
     value = _score_from_json(reply)
     if value is not None:
         return value
+    # Markdown bold around labels ("**Score:** 7", "**Score**: 7") is noise for the label
+    # pattern; "**8**" on its own is handled below on the original text.
+    plain = reply.replace("*", "")
     # Judges often reason first and conclude with the score, so the last match wins.
-    for match in reversed(list(_LABELLED.finditer(reply))):
+    for match in reversed(list(_LABELLED.finditer(plain))):
         denominator = match.group(2)
         if denominator is not None and float(denominator) != hi:
             continue
         return float(match.group(1))
-    for match in reversed(list(_FRACTION.finditer(reply))):
+    for match in reversed(list(_FRACTION.finditer(plain))):
         if float(match.group(2)) == hi:
             return float(match.group(1))
     bold = list(_BOLD.finditer(reply))
     if bold:
         return float(bold[-1].group(1))
-    bare = _BARE.match(reply)
-    if bare:
-        return float(bare.group(1))
-    numbers = _ANY_NUMBER.findall(reply)
+    bare = plain.strip().removesuffix(".").strip()
+    if re.fullmatch(_NUM, bare):
+        return float(bare)
+    numbers = _ANY_NUMBER.findall(plain)
     if len(numbers) == 1:
         return float(numbers[0])
     return None
