@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+import weakref
 import zipfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -90,6 +91,7 @@ class FunctionService:
         self.cache_dir = cache_dir or root.parent / "runtime" / "code"
         self.isolation = isolation or os.environ.get("AIREGISTRY_ISOLATION", "auto")
         self._pools: Any = None
+        self._seen: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
     # -- names and ARNs ----------------------------------------------------------------------
@@ -421,7 +423,7 @@ class FunctionService:
             if self._pools is None:
                 from airegistry.runtime.pool import PoolManager
 
-                self._pools = PoolManager()
+                self._pools = PoolManager(isolation=self.isolation)
             return self._pools
 
     def _pool_for(self, row: Any) -> Any:
@@ -441,7 +443,9 @@ class FunctionService:
                 environment=json.loads(row.environment),
             )
 
-        return self._pool_manager().get(key, spec, isolation=self.isolation)
+        pool = self._pool_manager().get(key, spec)
+        self._seen[key] = pool
+        return pool
 
     def _unpacked(self, row: Any, sha_hex: str) -> Path:
         target = self.cache_dir / sha_hex
@@ -471,10 +475,19 @@ class FunctionService:
 
     def _discard_pools(self, name: str) -> None:
         if self._pools is not None:
-            self._pools.discard_prefix(f"{name}:")
+            for key in self._pools.keys():  # noqa: SIM118 - PoolManager is not a dict
+                if key.startswith(f"{name}:"):
+                    self._pools.discard(key)
 
     def worker_count(self) -> int:
-        return 0 if self._pools is None else self._pools.worker_count()
+        if self._pools is None:
+            return 0
+        total = 0
+        for pool in list(self._seen.values()):
+            stats = pool.stats()
+            if not stats["closed"]:
+                total += int(stats["alive"])
+        return total
 
     def close(self) -> None:
         if self._pools is not None:
