@@ -165,6 +165,14 @@ def test_body_must_be_an_object(wire: SageMakerWire, payload: Any) -> None:
     assert "JSON object" in message
 
 
+def test_body_may_be_any_bytes_like(wire: SageMakerWire, rec: Recorder) -> None:
+    raw = json.dumps(DESCRIBE).encode()
+    for body in (bytearray(raw), memoryview(raw)):
+        status, _, _ = wire.handle("SageMaker.DescribeHubContent", body)  # type: ignore[arg-type]
+        assert status == 200
+    assert len(rec.received) == 2
+
+
 def test_empty_body_is_an_empty_object(wire: SageMakerWire, rec: Recorder) -> None:
     message = expect_error(send(wire, "DescribeHubContent", b""), "ValidationException")
     assert "HubName" in message

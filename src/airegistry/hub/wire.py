@@ -416,6 +416,8 @@ class SageMakerWire:
         return operation
 
     def _decode_body(self, op: OperationModel, body: bytes) -> dict:
+        if not isinstance(body, bytes):
+            body = bytes(body)  # bytearray / memoryview from an HTTP framework
         if len(body) > self.max_body_bytes:
             raise OperationError(
                 "RequestEntityTooLargeException",
