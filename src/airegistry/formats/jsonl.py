@@ -19,11 +19,8 @@ from .engine import DECODE_ERRORS, RowValidator
 from .sources import CHUNK_SIZE, ByteSource
 
 WINDOW = 256
+BATCH = 1 << 20
 BOM = b"\xef\xbb\xbf"
-# A line holding only whitespace (decode_lines skips those silently; we must warn):
-# after a newline, or as the first line of a region (checked with ``match``).
-_BLANK = re.compile(rb"\n(?:[ \t\r]*\n|[ \t\r]+\Z)")
-_BLANK_FIRST = re.compile(rb"[ \t\r]*\n|[ \t\r]+\Z")
 
 
 def validate_jsonl(
@@ -100,22 +97,64 @@ def validate_jsonl(
 def _region(
     data: bytes, start: int, end: int, line: int, v: RowValidator, long_line: re.Pattern[bytes] | None
 ) -> int:
-    """Validate the complete lines ``data[start:end]`` (the last may lack its newline)."""
-    n_lines = data.count(b"\n", start, end)
-    if data[end - 1] != 0x0A:
-        n_lines += 1
+    """Validate the complete lines ``data[start:end]`` (the last may lack its newline).
+
+    Works in batches of about :data:`BATCH` bytes so that the rows decoded by one
+    ``decode_lines`` call are still in the CPU cache when their statistics are taken
+    (and so that at most one batch of decoded rows is alive at a time).
+    """
+    total = 0
+    pos = start
+    while pos < end:
+        stop = end if end - pos <= BATCH else data.rfind(b"\n", pos, pos + BATCH) + 1
+        if stop <= pos:  # one line longer than a batch
+            nl = data.find(b"\n", pos + BATCH, end)
+            stop = end if nl < 0 else nl + 1
+        n = _batch(data, pos, stop, line + total, v, long_line)
+        total += n
+        pos = stop
+    return total
+
+
+def _one_row_per_line(data: bytes, start: int, end: int, n_newlines: int) -> bool:
+    """True when every line of ``data[start:end]`` starts with ``{`` and ends with ``}``.
+
+    Then every newline is a row boundary: ``}`` followed by ``{`` is never valid *inside*
+    a JSON value. Together with "as many rows as lines" this proves that ``decode_lines``
+    saw exactly one object per line – no blank line, no row spread over several lines,
+    no line holding two rows – at the cost of two C-level counts.
+    """
+    last = end - 1
+    if data[last] == 0x0A:
+        last -= 1
+        interior = n_newlines - 1
+    else:
+        interior = n_newlines
+    crlf = last >= start and data[last] == 0x0D
+    if crlf:
+        last -= 1
+    if last < start or data[start] != 0x7B or data[last] != 0x7D:
+        return False
+    if interior == 0:
+        return True
+    return data.count(b"}\r\n{" if crlf else b"}\n{", start, end) == interior
+
+
+def _batch(
+    data: bytes, start: int, end: int, line: int, v: RowValidator, long_line: re.Pattern[bytes] | None
+) -> int:
+    n_newlines = data.count(b"\n", start, end)
+    n_lines = n_newlines if data[end - 1] == 0x0A else n_newlines + 1
     dec = v.decoder
     if (
         dec is not None
-        and not _BLANK_FIRST.match(data, start, end)
-        and not _BLANK.search(data, start, end)
+        and _one_row_per_line(data, start, end, n_newlines)
         and (long_line is None or not long_line.search(data, start, end))
     ):
         try:
             rows = dec.decode_lines(memoryview(data)[start:end])
         except DECODE_ERRORS:
             rows = None
-        # A line holding two JSON values decodes to two rows: the count check catches it.
         if rows is not None and len(rows) == n_lines:
             v.accept_rows(rows, line)
             return n_lines
@@ -137,13 +176,10 @@ def _windows(
             i += 1
             continue
         window = lines[i : i + WINDOW]
-        joined = b"\n".join(window)
         rows = None
-        if all(map(bytes.strip, window)) and (
-            long_line is None or not long_line.search(joined)
-        ):
-            try:
-                rows = v.decoder.decode_lines(joined)
+        if long_line is None or not any(len(raw) > v.limits.max_line_bytes for raw in window):
+            try:  # one decode per line: exact even for blank or multi-value lines
+                rows = list(map(v.decoder.decode, window))
             except DECODE_ERRORS:
                 rows = None
         if rows is not None and len(rows) == len(window):

@@ -11,19 +11,24 @@ The one piece of cross-part state is the dataset format, detected from the first
 is found by a quick scan of the start of the file before the workers start (falling back
 to the serial path when the first few MiB hold no recognisable row).
 
-Workers come from a ``forkserver`` (or ``spawn``) context, never plain ``fork``: the
+Workers are fresh interpreters (``python -m airegistry.formats.worker``) talking pickles
+over pipes, i.e. a "spawn" start without :mod:`multiprocessing`. Never ``fork``: the
 registry calls us from a worker thread of a process holding other threads and SQLite
-connections, which a forked child would inherit in an undefined state.
+connections, which a forked child would inherit in an undefined state. And not
+``multiprocessing``'s spawn/forkserver either, because those re-import the caller's
+``__main__`` in the child, which breaks (or re-runs) any script without a
+``if __name__ == "__main__"`` guard that merely calls ``DataSet.create``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from . import texts
@@ -35,19 +40,12 @@ from .sources import CHUNK_SIZE, ByteSource
 PARALLEL_THRESHOLD = 64 << 20
 PEEK_BYTES = 4 << 20
 
-_counter: Any = None  # per-worker shared byte counter (progress), set by _init_worker
-
 
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def _context() -> Any:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def split_points(path: str, size: int, parts: int) -> list[int]:
@@ -94,14 +92,66 @@ def _peek_format(
     return None
 
 
-def _init_worker(counter: Any) -> None:
-    global _counter
-    _counter = counter
+class _Worker:
+    """One part validated by a child interpreter; its messages are read on a thread."""
+
+    def __init__(self, path: str, start: int, end: int, technique: str | None,
+                 limits: ValidationLimits, preset: tuple[str, int] | None) -> None:
+        self.done = 0
+        self._result: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "airegistry.formats.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env(),
+        )
+        assert self._proc.stdin is not None
+        pickle.dump((path, start, end, technique, limits, preset), self._proc.stdin)
+        self._proc.stdin.close()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        try:
+            while True:
+                kind, value = pickle.load(self._proc.stdout)
+                if kind == "progress":
+                    self.done = value
+                elif kind == "result":
+                    self._result = value
+                    return
+                else:  # "error": the exception raised in the child
+                    self._error = value
+                    return
+        except EOFError:
+            self._error = RuntimeError(
+                f"validation worker exited with status {self._proc.wait()} without a result"
+            )
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> dict[str, Any]:
+        self._thread.join()
+        self._proc.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
-def _add_progress(n: int) -> None:
-    with _counter.get_lock():
-        _counter.value += n
+def _child_env() -> dict[str, str]:
+    """Make sure the child imports this very ``airegistry`` (source trees, tests)."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def run_part(
@@ -116,13 +166,6 @@ def run_part(
     """Validate ``path[start:end]`` (whole lines) with lines numbered from 1."""
     fmt, line = preset if preset is not None else (None, 0)
     v = RowValidator(technique, limits, format_name=fmt, detected_line=line)
-    if progress is None and _counter is not None:
-        last = [0]
-
-        def progress(done: int) -> None:
-            _add_progress(done - last[0])
-            last[0] = done
-
     with open(path, "rb", buffering=0) as f:
         f.seek(start)
         src = ByteSource(
@@ -169,29 +212,20 @@ def validate_jsonl_parallel(
     if compute_sha256:
         hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
         hasher.start()
-    ctx = _context()
-    counter = ctx.Value("q", 0)
+    workers = [_Worker(path, points[k], points[k + 1], technique, limits, preset)
+               for k in range(1, len(points) - 1)]
     own_progress = None
     if progress is not None:
 
         def own_progress(done: int) -> None:
-            progress(done + counter.value)
+            progress(done + sum(w.done for w in workers))
 
-    with ProcessPoolExecutor(
-        max_workers=len(points) - 2, mp_context=ctx, initializer=_init_worker,
-        initargs=(counter,),
-    ) as pool:
-        futures = [
-            pool.submit(run_part, path, points[k], points[k + 1], technique, limits, preset)
-            for k in range(1, len(points) - 1)
-        ]
-        try:
-            results = [run_part(path, 0, points[1], technique, limits, None, own_progress)]
-            results.extend(f.result() for f in futures)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    try:
+        results = [run_part(path, 0, points[1], technique, limits, None, own_progress)]
+        results.extend(w.result() for w in workers)
+    finally:
+        for w in workers:
+            w.close()
     if hasher is not None:
         hasher.join()
     if progress is not None:
