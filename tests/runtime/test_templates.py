@@ -51,20 +51,23 @@ def test_non_string_values_are_json() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "position"),
+    ("text", "position", "problem"),
     [
-        ("Question: {question", "line 1, column 11"),
-        ("Question: question}", "line 1, column 19"),
-        ("line one\nScore: {score", "line 2, column 8"),
-        ("ok {a}}", "line 1, column 7"),
-        ("{{ {a} }}}", "line 1, column 10"),
+        ("Question: {question", "line 1, column 11", "'{' is never closed"),
+        ("Question: question}", "line 1, column 19", "'}' has no matching '{'"),
+        ("line one\nScore: {score", "line 2, column 8", "'{' is never closed"),
+        ("Q: {q}\nR: {response\nScore:", "line 2, column 4", "'{' is never closed"),
+        ("ok {a}}", "line 1, column 7", "'}' has no matching '{'"),
+        ("{{ {a} }}}", "line 1, column 10", "'}' has no matching '{'"),
+        ("ok {x} {a!rr}", "line 1, column 8", "conversion"),
     ],
 )
-def test_unbalanced_braces_name_the_position(text: str, position: str) -> None:
+def test_unbalanced_braces_name_the_position(text: str, position: str, problem: str) -> None:
     with pytest.raises(TemplateError) as info:
         PromptTemplate(text)
     message = str(info.value)
     assert position in message
+    assert problem in message
     assert "{{" in message  # tells the user how to write a literal brace
 
 

@@ -40,8 +40,13 @@ def _where(text: str, offset: int) -> str:
     return f"line {line}, column {col}"
 
 
-def _find_brace_error(text: str) -> int:
-    """Offset of the first brace that makes ``text`` unparseable (Formatter does not say)."""
+def _find_brace_error(text: str) -> tuple[int, str | None]:
+    """Where ``text`` stops being parseable, and why (``string.Formatter`` does not say where).
+
+    Returns the offset and a description; the description is None when the braces balance
+    and a field itself is malformed (for example ``{a!}``), in which case Python's own
+    message is the better explanation.
+    """
     i = 0
     n = len(text)
     while i < n:
@@ -59,16 +64,20 @@ def _find_brace_error(text: str) -> int:
                     depth -= 1
                 j += 1
             if depth:
-                return i
+                return i, "'{' is never closed"
+            try:
+                list(string.Formatter().parse(text[i:j]))
+            except ValueError:
+                return i, None
             i = j
             continue
         if ch == "}":
             if i + 1 < n and text[i + 1] == "}":
                 i += 2
                 continue
-            return i
+            return i, "'}' has no matching '{'"
         i += 1
-    return max(n - 1, 0)
+    return max(n - 1, 0), None
 
 
 def _snippet(text: str, offset: int, width: int = 30) -> str:
@@ -98,10 +107,11 @@ class PromptTemplate:
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
-            offset = _find_brace_error(text)
+            offset, problem = _find_brace_error(text)
+            problem = problem or str(exc)
             raise TemplateError(
                 f"malformed prompt template at {_where(text, offset)} "
-                f"(near {_snippet(text, offset)!r}): {exc}; {_LITERAL_BRACES_HINT}"
+                f"(near {_snippet(text, offset)!r}): {problem}; {_LITERAL_BRACES_HINT}"
             ) from None
 
         offset = 0
