@@ -240,8 +240,15 @@ class Evaluator(AIRHubEntity):
         role: str | None = None,
         sagemaker_session: Session | None = None,
         description: str | None = None,
+        *,
+        function_timeout: int = 30,
+        function_memory_mb: int = 1024,
     ) -> Evaluator:
-        """Register an evaluator (next major version of an existing name)."""
+        """Register an evaluator (next major version of an existing name).
+
+        ``function_timeout`` (seconds) and ``function_memory_mb`` size the function a local
+        or S3 reward function is deployed to (Lambda's defaults: 30 s, 1,024 MB here).
+        """
         session = resolve_session(sagemaker_session)
         check_name(name, "evaluator")
         if type not in EVALUATOR_TYPES:
@@ -254,7 +261,7 @@ class Evaluator(AIRHubEntity):
         object_uri: str | None = None
         if type == REWARD_FUNCTION:
             method, reference, created_function = cls._reward_function_reference(
-                session, name, source, role
+                session, name, source, role, function_timeout, function_memory_mb
             )
         else:
             method = None
@@ -290,18 +297,19 @@ class Evaluator(AIRHubEntity):
 
     def create_version(
         self, source: str, wait: bool = True, role: str | None = None,
-        description: str | None = None,
+        description: str | None = None, **options: Any,
     ) -> Evaluator:
         """A new version of this evaluator's name; returns the new entity."""
         return type(self).create(
             self.name, self.type or REWARD_FUNCTION, source, wait=wait, role=role,
             sagemaker_session=self.sagemaker_session,
             description=description if description is not None else self.description,
+            **options,
         )
 
     @classmethod
     def _reward_function_reference(
-        cls, session: Session, name: str, source: str, role: str | None
+        cls, session: Session, name: str, source: str, role: str | None, timeout: int, memory_mb: int
     ) -> tuple[EvaluatorMethod, str, str | None]:
         from airegistry.runtime.functions import _ARN_RE
 
@@ -339,8 +347,8 @@ class Evaluator(AIRHubEntity):
             Role=role or f"arn:aws:iam::{session.account_id}:role/airegistry-evaluator",
             Handler="lambda_function.lambda_handler",
             Code={"ZipFile": package_reward_function(code)},
-            Timeout=30,
-            MemorySize=1024,
+            Timeout=timeout,
+            MemorySize=memory_mb,
             Description=f"airegistry reward function {name}"[:256],
         )
         return EvaluatorMethod.BYOC, response["FunctionArn"], function_name
