@@ -241,7 +241,11 @@ class RowValidator:
             self.rows -= 1  # accept_rows counted it; the caller already did
             return
         other = looks_like(obj)
-        if other is not None and other != self.format:
+        # A row of a format whose fields are a subset of ours (``prompt_only`` in a
+        # ``prompt_completion`` dataset) is better explained by its missing fields.
+        if other is not None and other != self.format and not (
+            set(FORMATS[other].type.__struct_fields__) <= set(self.type.__struct_fields__)
+        ):
             self.error(
                 line,
                 "$",
