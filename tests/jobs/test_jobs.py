@@ -98,7 +98,7 @@ def test_two_processes_create_versions_at_the_same_moment(registry_home: Path, t
         for _ in range(2)
     ]
     outputs = [c.communicate(timeout=120) for c in children]
-    for child, (out, err) in zip(children, outputs):
+    for child, (_, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
     versions = sorted(out.strip() for out, _ in outputs)
     assert versions == ["1.0.0", "2.0.0"]

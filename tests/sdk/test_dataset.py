@@ -254,9 +254,8 @@ def test_corrupted_object_is_detected_not_served(registry_home: Path, write_json
     at = raw.find(b"question 5")
     raw[at] = ord("Q")
     blob.write_bytes(bytes(raw))
-    with pytest.raises(CorruptObjectError):
-        with ds.open() as stream:
-            stream.read()
+    with pytest.raises(CorruptObjectError), ds.open() as stream:
+        stream.read()
     # A new version importing the same (corrupt) object by reference fails its import.
-    with pytest.raises(ValueError, match="(?i)corrupt|checksum|sha256"):
+    with pytest.raises(ValueError, match=r"(?i)corrupt|checksum|sha256"):
         DataSet.create("fragile-ref", f"s3://{bucket}/{key}", "sft")

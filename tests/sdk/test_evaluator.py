@@ -226,8 +226,8 @@ def test_raise_timeout_and_crash_fail_only_their_item(registry_home: Path, tmp_p
     ev = Evaluator.create("chaos", "RewardFunction", str(path), function_timeout=1)
     modes = ["ok", "raise", "ok", "sleep", "ok", "spin", "exit", "ok", "segfault", "print", "ok"]
     outcomes = ev.evaluate([{"mode": m} for m in modes], progress=False)
-    by_mode = dict(zip(modes, outcomes))
-    assert all(o.ok and o.reward == 1.0 for m, o in zip(modes, outcomes) if m in ("ok", "print"))
+    by_mode = dict(zip(modes, outcomes, strict=True))
+    assert all(o.ok and o.reward == 1.0 for m, o in zip(modes, outcomes, strict=True) if m in ("ok", "print"))
     assert by_mode["raise"].error_type == "KeyError" and "missing thing" in by_mode["raise"].error
     assert "1.00 seconds" in by_mode["sleep"].error or "timed out" in by_mode["sleep"].error.lower()
     assert not by_mode["spin"].ok
