@@ -250,6 +250,15 @@ def test_retry_after_is_capped_by_backoff_max(stub_factory) -> None:
     assert sleeps.calls == [2.0]
 
 
+def test_retry_after_http_date_in_the_past_means_retry_now(stub_factory) -> None:
+    stub = stub_factory("Score: 10")
+    stub.fail_next(1, 429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+    sleeps = SleepRecorder()
+    with RewardPromptJudge("{response}", make_config(stub), sleep=sleeps) as judge:
+        judge.evaluate({"response": "x"})
+    assert sleeps.calls == [0.0]
+
+
 def test_gives_up_after_retries_naming_the_status_not_the_key(stub_factory, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     stub = stub_factory("Score: 10")
@@ -464,6 +473,15 @@ def test_api_key_is_not_in_reprs() -> None:
     config = JudgeConfig(base_url="http://x/v1", model="m", api_key=API_KEY)
     assert API_KEY not in repr(config)
     assert API_KEY not in repr(RewardPromptJudge("{response}", config))
+
+
+def test_api_key_whitespace_is_stripped_and_bad_keys_refused_without_echo() -> None:
+    config = JudgeConfig(base_url="http://x/v1", model="m", api_key=f"  {API_KEY}\n")
+    assert config.api_key == API_KEY
+    for bad in ("   ", "sk-abc def-SECRET", "sk-abc\ndef-SECRET", "sk-ключ-SECRET"):
+        with pytest.raises(ValueError) as info:
+            JudgeConfig(base_url="http://x/v1", model="m", api_key=bad)
+        assert "SECRET" not in str(info.value)
 
 
 @pytest.mark.parametrize(

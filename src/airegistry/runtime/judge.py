@@ -142,6 +142,19 @@ class JudgeConfig:
             )
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError("judge model must be a non-empty model name, e.g. 'gpt-4o-mini'")
+        if self.api_key is not None:
+            if not isinstance(self.api_key, str):
+                raise ValueError("judge api_key must be a string")
+            # Keys read from files often carry a trailing newline; anything else outside
+            # printable ASCII would be refused by the HTTP layer with an error that quotes the
+            # header, so it is refused here without ever showing the key.
+            key = self.api_key.strip()
+            if not key or any(not ("!" <= c <= "~") for c in key):
+                raise ValueError(
+                    "judge api_key is empty or contains spaces or non-printable characters "
+                    "(the key itself is not shown)"
+                )
+            object.__setattr__(self, "api_key", key)
         object.__setattr__(self, "scale", _check_scale(self.scale))
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ValueError(f"judge concurrency must be an integer >= 1, got {self.concurrency!r}")
