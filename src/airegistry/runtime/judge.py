@@ -402,8 +402,11 @@ class RewardPromptJudge:
         with self._client_lock:
             if self._client is None:
                 cfg = self.config
+                # The pool holds ``concurrency`` connections, which bounds in-flight requests
+                # per judge even when several threads run batches at once; waiting for a free
+                # connection is queueing, not a judge timeout, so the pool wait is unbounded.
                 self._client = httpx.Client(
-                    timeout=httpx.Timeout(cfg.timeout_s),
+                    timeout=httpx.Timeout(cfg.timeout_s, pool=None),
                     limits=httpx.Limits(
                         max_connections=cfg.concurrency,
                         max_keepalive_connections=cfg.concurrency,
@@ -490,7 +493,7 @@ class RewardPromptJudge:
                 )
             else:
                 status = response.status_code
-                if status == 200:
+                if 200 <= status < 300:
                     return self._reply_text(response, where)
                 detail = self._redact(_error_detail(response))
                 message = f"judge returned HTTP {status} from {where}: {detail}"
