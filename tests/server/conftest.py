@@ -259,3 +259,15 @@ def raw_http(url: str, request: bytes, *, timeout: float = 30.0) -> tuple[int, b
 def build_request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
     lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def wait_for_log(caplog: pytest.LogCaptureFixture, needle: str, count: int = 1) -> list[str]:
+    """Access lines are written just after the response is sent: wait (bounded) for them."""
+    import time
+
+    for _ in range(600):
+        lines = [r.getMessage() for r in caplog.records if r.name == "airegistry.server.access"]
+        if sum(needle in line for line in lines) >= count:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError(f"no access log line containing {needle!r}")

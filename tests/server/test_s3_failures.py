@@ -7,7 +7,6 @@ import hashlib
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.server.conftest import (
     raw_http,
     sign_headers,
     start_server,
+    wait_for_log,
 )
 
 EMPTY = hashlib.sha256(b"").hexdigest()
@@ -245,14 +245,6 @@ def test_boto3_large_put_uses_expect_and_succeeds(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="bigput")["Body"].read() == body
 
 
-def _wait_for_log(caplog: pytest.LogCaptureFixture, needle: str) -> None:
-    for _ in range(600):  # bounded wait for the server thread to log the request
-        if any(needle in r.getMessage() for r in caplog.records):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no access log line containing {needle!r}")
-
-
 @pytest.mark.parametrize("mode", ["plain", "aws-chunked"])
 def test_disconnect_mid_upload_leaves_nothing(server: RunningServer, s3: Any, bucket: str,
                                               access_log: pytest.LogCaptureFixture,
@@ -269,7 +261,7 @@ def test_disconnect_mid_upload_leaves_nothing(server: RunningServer, s3: Any, bu
     first = b"f4240\r\n" + b"z" * 200_000 if mode == "aws-chunked" else b"z" * 200_000
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(build_request("PUT", f"/{bucket}/{key}", signed, first))
-    _wait_for_log(access_log, f"/{bucket}/{key}")
+    wait_for_log(access_log, f"/{bucket}/{key}")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key=key)

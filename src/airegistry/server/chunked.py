@@ -283,9 +283,8 @@ class AwsChunkedDecoder:
                 if self._checksum is not None:
                     self._checksum.update(take)
                 yield take
-            if size:
-                if read_line(2) != b"":
-                    raise ChunkedDecodeError("InvalidRequest", "aws-chunked chunk not followed by CRLF")
+            if size and read_line(2) != b"":
+                raise ChunkedDecodeError("InvalidRequest", "aws-chunked chunk not followed by CRLF")
             if self.signing is not None and hasher is not None:
                 self._verify_chunk(chunk_sig or "", hasher.hexdigest())
             if size == 0:

@@ -217,13 +217,11 @@ class S3Handler:
             if body.strip():
                 s3_xml.parse_xml(body, "CreateBucketConfiguration")
             info = await run_sync(self.objects.create_bucket, bucket)
-            return await send_response(send, ctx, 200, self._base_headers(ctx) + [
-                ("Location", f"/{info.name}")])
+            return await send_response(send, ctx, 200, [*self._base_headers(ctx), ("Location", f"/{info.name}")])
         if m == "HEAD":
             ctx.operation = "HeadBucket"
             await run_sync(self.objects.head_bucket, bucket)
-            return await send_response(send, ctx, 200, self._base_headers(ctx) + [
-                ("x-amz-bucket-region", self.config.region)], head=True)
+            return await send_response(send, ctx, 200, [*self._base_headers(ctx), ("x-amz-bucket-region", self.config.region)], head=True)
         if m == "DELETE":
             ctx.operation = "DeleteBucket"
             await run_sync(self.objects.delete_bucket, bucket)
@@ -407,7 +405,7 @@ class S3Handler:
         info = await run_sync(lambda: self.objects.put_object(
             bucket, key, body, content_type=ctx.headers.get("content-type"),
             metadata=_metadata(ctx), **kwargs))
-        headers = self._base_headers(ctx) + [("ETag", s3_xml.quoted_etag(info.etag))]
+        headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))]
         for alg, val in (info.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
         await send_response(send, ctx, 200, headers)
@@ -434,7 +432,7 @@ class S3Handler:
         body, kwargs, _ = self._body_plan(ctx, reader, verified)
         part = await run_sync(lambda: self.objects.upload_part(
             bucket, key, upload_id, int(num_txt), body, **kwargs))
-        headers = self._base_headers(ctx) + [("ETag", s3_xml.quoted_etag(part.etag))]
+        headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(part.etag))]
         for alg, val in (part.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
         await send_response(send, ctx, 200, headers)
@@ -456,8 +454,7 @@ class S3Handler:
                 raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
             inm = h.get("if-none-match")
             if inm is not None and _etag_in(inm, info.etag):
-                return await send_response(send, ctx, 304, self._base_headers(ctx) + [
-                    ("ETag", s3_xml.quoted_etag(info.etag))], head=True)
+                return await send_response(send, ctx, 304, [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))], head=True)
             if head:
                 headers = self._base_headers(ctx) + _object_headers(info, checksum_mode=checksum_mode)
                 headers.append(("Content-Length", str(info.size)))
