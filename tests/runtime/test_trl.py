@@ -134,6 +134,29 @@ def test_dataset_columns_are_added_per_index_and_control_kwargs_ignored() -> Non
     }
 
 
+def test_column_values_are_sent_as_json_data_and_non_data_is_left_out(caplog) -> None:
+    np = pytest.importorskip("numpy")
+
+    class Image:  # stands for a PIL image column
+        pass
+
+    scorer = RecordingScorer()
+    fn = make_trl_reward_function(scorer, name="len")
+    with caplog.at_level(logging.WARNING, logger="airegistry.runtime.trl"):
+        fn(
+            completions=["a", "b"],
+            answer=[np.int64(4), np.float32(0.5)],
+            vector=[np.array([1, 2]), np.array([3])],
+            meta=[{"k": (1, 2)}, {"k": None}],
+            image=[Image(), Image()],
+        )
+    first, second = scorer.batches[0]
+    assert first == {"answer": 4, "vector": [1, 2], "meta": {"k": [1, 2]}, "response": "a"}
+    assert type(first["answer"]) is int and type(second["answer"]) is float
+    assert "image" not in second
+    assert "'len'" in caplog.text and "image" in caplog.text
+
+
 def test_response_key_wins_over_a_dataset_column_of_the_same_name() -> None:
     scorer = RecordingScorer()
     fn = make_trl_reward_function(scorer, name="len")

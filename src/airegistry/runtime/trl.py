@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -66,6 +67,48 @@ def _last_text(messages: list[Mapping[str, Any]], role: str) -> str:
     return _content_text(messages[-1].get("content")) if messages else ""
 
 
+class _NotPlain(Exception):
+    pass
+
+
+_MAX_DEPTH = 32
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON data, or _NotPlain.
+
+    Events travel to reward-function workers (and to Lambda) as JSON-like frames. Dataset
+    columns can hold images, tensors or numpy scalars; arrays and numpy numbers are converted,
+    anything else cannot be sent and is left out rather than failing the whole batch.
+    """
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if depth >= _MAX_DEPTH:
+        raise _NotPlain
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _NotPlain
+            out[key] = _plain(item, depth + 1)
+        return out
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars, torch tensors
+    if callable(tolist):
+        try:
+            converted = tolist()
+        except Exception:
+            raise _NotPlain from None
+        if converted is not value:
+            return _plain(converted, depth + 1)
+    raise _NotPlain
+
+
 def _check_lengths(n: int, name: str, value: Any) -> None:
     if len(value) != n:
         raise ValueError(
@@ -86,7 +129,9 @@ def make_trl_reward_function(
     last user message for conversational prompts), ``"prompt_messages"`` and
     ``"completion_messages"`` (the raw conversations, when conversational) and every
     dataset column. ``completion_ids`` are accepted but not forwarded: token ids are large
-    and reward functions score text. The event keys
+    and reward functions score text. Values are passed as JSON data (numpy/torch values are
+    converted); values that are not data (images, arbitrary objects) are left out, with a
+    warning, because events must cross a process boundary. The event keys
     listed here win over dataset columns of the same name.
 
     ``on_error`` decides what a failed item becomes: ``"nan"`` (TRL ignores it; a warning
@@ -123,21 +168,38 @@ def make_trl_reward_function(
         }
 
         events: list[dict[str, Any]] = []
+        left_out: set[str] = set()
+
+        def put(event: dict[str, Any], key: str, value: Any) -> None:
+            try:
+                event[key] = _plain(value)
+            except _NotPlain:
+                left_out.add(key)
+
         for i, completion in enumerate(completions):
-            event: dict[str, Any] = {key: value[i] for key, value in columns.items()}
+            event: dict[str, Any] = {}
+            for key, column in columns.items():
+                put(event, key, column[i])
             if prompts is not None:
                 prompt = prompts[i]
                 if _is_conversation(prompt):
                     event["prompt"] = _last_text(prompt, "user")
-                    event["prompt_messages"] = prompt
+                    put(event, "prompt_messages", prompt)
                 else:
                     event["prompt"] = _content_text(prompt)
             if _is_conversation(completion):
                 event["response"] = _last_text(completion, "assistant")
-                event["completion_messages"] = completion
+                put(event, "completion_messages", completion)
             else:
                 event["response"] = _content_text(completion)
             events.append(event)
+        if left_out:
+            logger.warning(
+                "reward function %r: %s hold values that are not JSON data (images, tensors, "
+                "objects) and were left out of the events",
+                name,
+                ", ".join(sorted(left_out)),
+            )
 
         if not events:
             return []
