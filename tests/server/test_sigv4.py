@@ -124,10 +124,12 @@ def test_tampered_body_fails_for_json_protocol(server: RunningServer) -> None:
     headers = sign_headers(server, "POST", "/", headers={
         "X-Amz-Target": "SageMaker.DescribeHub", "Content-Type": "application/x-amz-json-1.1"},
         payload_hash=hashlib.sha256(body).hexdigest(), service="sagemaker")
-    headers.pop("X-Amz-Content-SHA256")
     r = httpx.post(f"{server.url}/", headers=headers, content=b'{"HubName": "y"}', timeout=30)
     assert r.status_code == 403
     assert r.json()["__type"] == "InvalidSignatureException"
+    # Control: the untampered body passes authentication (this app serves no SageMaker).
+    r = httpx.post(f"{server.url}/", headers=headers, content=body, timeout=30)
+    assert r.json()["__type"] == "UnknownOperationException"
 
 
 def test_payload_hash_mismatch_on_put(server: RunningServer, s3: Any, bucket: str) -> None:
