@@ -158,7 +158,7 @@ def validate_parquet(path_or_file: Any, v: RowValidator, batch_rows: int = 4096)
     row = 0
     for batch in pf.iter_batches(batch_size=batch_rows):
         for record in batch.to_pylist():
-            obj = {k: val for k, val in record.items() if val is not None}
+            obj = _drop_nulls(record)
             if row == 0:
                 # The schema is checked against the format of the first row *before* any
                 # row, so that a wrong column type is one clear error, not one per row.
@@ -171,6 +171,16 @@ def validate_parquet(path_or_file: Any, v: RowValidator, batch_rows: int = 4096)
     if row == 0:
         v.error(0, "$", "the file has no rows")
     return row
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Parquet has one struct type per column, so a key absent from some rows reads back
+    as ``None``; absent is what it meant."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
 
 
 def spool(src: ByteSource) -> Any:
