@@ -30,10 +30,12 @@ REGION = "us-east-1"
 
 
 @contextlib.contextmanager
-def start_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a daemon thread; yield ``http://127.0.0.1:<port>``."""
+def start_server(app: Any, **uvicorn_options: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread; yield ``http(s)://127.0.0.1:<port>``."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="on", access_log=False, timeout_graceful_shutdown=5)
+                            lifespan="on", access_log=False, timeout_graceful_shutdown=5,
+                            **uvicorn_options)
+    scheme = "https" if uvicorn_options.get("ssl_certfile") else "http"
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -46,7 +48,7 @@ def start_server(app: Any) -> Iterator[str]:
         raise RuntimeError("uvicorn did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -65,7 +67,8 @@ class RunningServer:
     def client(self, service: str, *, addressing_style: str = "path", host: str | None = None,
                access_key: str | None = None, secret_key: str | None = None,
                **config: Any) -> Any:
-        endpoint = self.url if host is None else f"http://{host}:{self.port}"
+        scheme = self.url.split("://", 1)[0]
+        endpoint = self.url if host is None else f"{scheme}://{host}:{self.port}"
         s3_cfg = {"addressing_style": addressing_style}
         cfg = Config(s3=s3_cfg, retries={"max_attempts": 1, "mode": "standard"},
                      connect_timeout=10, read_timeout=60, **config)
@@ -73,6 +76,7 @@ class RunningServer:
             service, endpoint_url=endpoint, region_name=REGION,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key, config=cfg,
+            verify=False if scheme == "https" else None,
         )
 
 
