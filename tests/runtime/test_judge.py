@@ -359,7 +359,7 @@ def test_batch_results_are_in_input_order(stub_factory) -> None:
 def test_concurrency_bound_is_respected_and_reached(stub_factory) -> None:
     # Each request waits until three are in flight, so a serial client could never get
     # three in flight and an unbounded one would exceed three.
-    stub = stub_factory("Score: 5", hold_until_in_flight=3)
+    stub = stub_factory("Score: 5", hold_until_in_flight=3, hold_timeout_s=60)
     with RewardPromptJudge("{response}", make_config(stub, concurrency=3)) as judge:
         outcomes = judge.evaluate_batch([{"response": str(i)} for i in range(12)])
     assert all(o.ok for o in outcomes)
