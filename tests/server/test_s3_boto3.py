@@ -262,3 +262,15 @@ def test_empty_object(s3: Any, bucket: str) -> None:
     got = s3.get_object(Bucket=bucket, Key="empty")
     assert got["Body"].read() == b""
     assert got["ContentLength"] == 0
+
+
+def test_multipart_object_checksum_mode(s3: Any, bucket: str, tmp_path: Path) -> None:
+    """GetObject with ChecksumMode on a multipart object returns what botocore accepts."""
+    src = tmp_path / "mp.bin"
+    data = os.urandom(6 * 1024 * 1024)
+    src.write_bytes(data)
+    cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(str(src), bucket, "mp.bin", Config=cfg,
+                   ExtraArgs={"ChecksumAlgorithm": "CRC32"})
+    got = s3.get_object(Bucket=bucket, Key="mp.bin", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data

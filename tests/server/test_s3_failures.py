@@ -311,3 +311,12 @@ def test_thousand_concurrent_requests(server: RunningServer, bucket: str) -> Non
 def test_home_untouched_outside_store(server: RunningServer) -> None:
     # The store writes only below its root: no stray files in the home.
     assert {p.name for p in Path(server.home).iterdir()} <= {"objects"}
+
+
+def test_delete_objects_with_wrong_checksum(server: RunningServer, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="keep", Body=b"1")
+    body = b"<Delete><Object><Key>keep</Key></Object></Delete>"
+    status, resp = _signed_raw(server, "POST", f"/{bucket}?delete", body,
+                               extra={"x-amz-checksum-crc32": "AAAAAA=="})
+    assert status == 400 and b"BadDigest" in resp
+    assert [c["Key"] for c in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["keep"]

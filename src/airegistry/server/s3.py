@@ -23,6 +23,7 @@ from airegistry.server.chunked import (
     ChunkedDecodeError,
     ChunkSigning,
     checksum_header_algorithm,
+    new_checksum,
 )
 from airegistry.server.s3_xml import S3Error
 from airegistry.server.wire import (
@@ -313,6 +314,13 @@ class S3Handler:
 
             if base64.b64encode(hashlib.md5(data).digest()).decode() != md5.strip():
                 raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
+        for name, value in ctx.headers.items():
+            alg = checksum_header_algorithm(name)
+            if alg is not None:
+                running = new_checksum(alg)
+                running.update(data)
+                if running.b64() != value.strip():
+                    raise S3Error("BadDigest", f"The {alg} you specified did not match the calculated checksum.")
         sha = ctx.headers.get("x-amz-content-sha256")
         if sha and _HEX64.match(sha):
             import hashlib
