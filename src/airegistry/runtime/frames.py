@@ -28,7 +28,6 @@ HEADER_SIZE = HEADER.size
 MAX_RESULT_FRAME = 16 * 1024 * 1024
 # Lambda's synchronous response limit; a larger return value fails with ResponseSizeTooLarge.
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
-NIL = msgspec.Raw(b"\xc0")  # MessagePack nil, the payload slot of a failed call
 
 
 class FrameError(Exception):
@@ -55,15 +54,16 @@ class Init(msgspec.Struct, array_like=True, tag="init"):
     parent_pid: int
 
 
-class Call(msgspec.Struct, array_like=True, gc=False):
-    """One invocation. ``id`` is unique per worker lifetime and never 0 (0 means "idle")."""
-
-    id: int
-    event: Any
-
-
 class Batch(msgspec.Struct, array_like=True, tag="batch"):
-    calls: list[Call]
+    """Events to run in order; the i-th event has call id ``first_id + i``.
+
+    Ids are unique per worker lifetime and never 0 (0 in the deadline slot means "idle").
+    The parent sends ``events`` pre-encoded (a ``msgspec.Raw`` array, encoded once per chunk);
+    the worker decodes it as a plain list.
+    """
+
+    first_id: int
+    events: Any
 
 
 ToWorker = Init | Batch
@@ -94,7 +94,12 @@ class Hello(msgspec.Struct, array_like=True, tag="hello"):
 
 
 class Result(msgspec.Struct, array_like=True, gc=False):
-    """Parent-side view of one call's outcome; ``payload`` is decoded to plain Python values."""
+    """One call's outcome; ``payload`` is decoded to plain Python values.
+
+    The worker encodes results as plain tuples ``("results", [(id, ok, payload, error,
+    duration_us, logs), ...])`` -- the same wire shape as this tagged array-like Struct --
+    because building a Struct per call costs more than the call itself for fast handlers.
+    """
 
     id: int
     ok: bool
@@ -106,22 +111,6 @@ class Result(msgspec.Struct, array_like=True, gc=False):
 
 class Results(msgspec.Struct, array_like=True, tag="results"):
     results: list[Result]
-
-
-class ResultOut(msgspec.Struct, array_like=True, gc=False):
-    """Worker-side twin of :class:`Result`: the payload is pre-encoded (``Raw``) because the
-    worker already encoded it once to check its size and that it is serialisable."""
-
-    id: int
-    ok: bool
-    payload: msgspec.Raw
-    error: ErrorInfo | None
-    duration_us: int
-    logs: str
-
-
-class ResultsOut(msgspec.Struct, array_like=True, tag="results"):
-    results: list[ResultOut]
 
 
 FromWorker = Hello | Results
@@ -144,7 +133,7 @@ class FrameEncoder:
         return buf
 
     def encode_value(self, value: Any) -> bytes:
-        """Encode a bare value (used for pre-encoding payloads as ``msgspec.Raw``)."""
+        """Encode a bare value (used to measure a single payload's size)."""
         return self._enc.encode(value)
 
 

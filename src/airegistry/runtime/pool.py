@@ -158,32 +158,57 @@ class _Sink:
             self.done.set()
 
 
-class _Call:
-    __slots__ = ("event", "index", "requeues", "sink")
+class _Chunk:
+    """A contiguous run of one caller's events, sent to a worker as one frame.
 
-    def __init__(self, sink: _Sink, index: int, event: msgspec.Raw) -> None:
+    ``raw`` is the events encoded once (None for re-runs, which re-encode their slice).
+    ``requeues`` counts how often these calls were re-run after losing a worker.
+    """
+
+    __slots__ = ("events", "offset", "raw", "requeues", "sink")
+
+    def __init__(
+        self, sink: _Sink, offset: int, events: list[Any], raw: bytes | None, requeues: int = 0
+    ) -> None:
         self.sink = sink
-        self.index = index
-        self.event = event
-        self.requeues = 0
+        self.offset = offset
+        self.events = events
+        self.raw = raw
+        self.requeues = requeues
+
+
+class _Flight:
+    """Chunks a worker is running, in order. Results must arrive in id order, which makes
+    bookkeeping a counter and a forged or replayed id a detectable protocol violation."""
+
+    __slots__ = ("chunks", "count", "delivered", "expected")
+
+    def __init__(self, first_id: int) -> None:
+        self.chunks: deque[tuple[int, _Chunk]] = deque()  # (first call id, chunk)
+        self.expected = first_id  # id of the next result we accept
+        self.delivered = 0  # results already delivered from the head chunk
+        self.count = 0  # calls sent but not yet answered
+
+    def running(self, cid: int, next_id: int) -> bool:
+        return self.expected <= cid < next_id
 
 
 class _WorkQueue:
     """FIFO of chunks shared by a pool's drivers; re-runs go to the front."""
 
     def __init__(self) -> None:
-        self._dq: deque[list[_Call]] = deque()
+        self._dq: deque[_Chunk] = deque()
         self._cond = threading.Condition()
         self._closed = False
 
-    def put_many(self, chunks: list[list[_Call]]) -> None:
+    def put_many(self, chunks: list[_Chunk]) -> None:
         with self._cond:
             if self._closed:
                 raise PoolClosedError("the worker pool is closed")
             self._dq.extend(chunks)
             self._cond.notify(len(chunks))
 
-    def put_front(self, chunk: list[_Call]) -> bool:
+    def put_front(self, chunk: _Chunk) -> bool:
         with self._cond:
             if self._closed:
                 return False
@@ -191,7 +216,7 @@ class _WorkQueue:
             self._cond.notify()
             return True
 
-    def take(self, block: bool) -> list[_Call] | None:
+    def take(self, block: bool) -> _Chunk | None:
         with self._cond:
             while not self._dq:
                 if self._closed or not block:
@@ -199,7 +224,7 @@ class _WorkQueue:
                 self._cond.wait()
             return self._dq.popleft()
 
-    def close(self) -> list[list[_Call]]:
+    def close(self) -> list[_Chunk]:
         with self._cond:
             self._closed = True
             drained = list(self._dq)
@@ -399,7 +424,7 @@ class WorkerPool:
         self.spec = spec
         self._workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self._requested_isolation = isolation
-        self._log_cap = max(1024, int(log_cap_bytes))
+        self._log_cap = min(max(1024, int(log_cap_bytes)), 1024 * 1024)
         self._batch_size = batch_size
         self._spare_target = max(0, spares)
         self._init_timeout = init_timeout_s
@@ -483,8 +508,9 @@ class WorkerPool:
     def invoke_batch(self, events: Sequence[Any]) -> list[InvocationResult]:
         """Run events on the pool; results come back in the order of ``events``.
 
-        Thread-safe: concurrent callers share the workers. Raises ``TypeError`` (naming the
-        index) if an event cannot be serialised, before anything runs.
+        Thread-safe: concurrent callers share the workers. Raises ``TypeError`` naming the
+        index of the first event that cannot be serialised (events of earlier chunks may
+        already have run; none after it do).
         """
         if not self._started:
             self.start()
@@ -493,21 +519,21 @@ class WorkerPool:
         n = len(events)
         if n == 0:
             return []
-        encode = msgspec.msgpack.encode
-        raws: list[msgspec.Raw] = []
-        for i, event in enumerate(events):
-            try:
-                raws.append(msgspec.Raw(encode(event)))
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise TypeError(f"event #{i} cannot be serialised: {exc}") from None
         sink = _Sink(n)
-        calls = [_Call(sink, i, raw) for i, raw in enumerate(raws)]
         size = max(1, min(self._batch_size, -(-n // (2 * self._workers))))
-        chunks = [calls[i : i + size] for i in range(0, n, size)]
         with self._cond:
             self._inflight_callers += 1
         try:
-            self._queue.put_many(chunks)
+            # Chunks are queued as soon as they are encoded so workers start on the first
+            # while later ones are still being prepared.
+            for start in range(0, n, size):
+                part = list(events[start : start + size])
+                try:
+                    raw = _encode_events(part, start)
+                except TypeError as exc:
+                    sink.abort(exc)
+                    break
+                self._queue.put_many([_Chunk(sink, start, part, raw)])
             sink.done.wait()
         finally:
             with self._cond:
@@ -548,8 +574,7 @@ class WorkerPool:
             self._spares.clear()
             self._cond.notify_all()
         for chunk in self._queue.close():
-            for call in chunk:
-                call.sink.abort(PoolClosedError("the worker pool was closed"))
+            chunk.sink.abort(PoolClosedError("the worker pool was closed"))
         for w in workers:
             w.kill()
         for t in self._threads:
@@ -789,7 +814,8 @@ class WorkerPool:
     def _driver_loop(self, idx: int, ready: _Latch) -> None:
         first = True
         worker: _Worker | None = None
-        inflight: dict[int, _Call] = {}
+        flight = _Flight(1)
+        watch = _Watch(time.monotonic_ns())
         decoder = F.decoder_from_worker()
         encoder = F.FrameEncoder()
         try:
@@ -802,33 +828,33 @@ class WorkerPool:
                         first = False
                         ready.count_down()
                     if worker is None:
-                        if self._closed:
-                            return
-                        self._serve_init_error()
+                        if not self._closed:
+                            self._serve_init_error()
                         return
-                if not inflight:
+                    flight = _Flight(worker.next_id)
+                if not flight.count:
                     chunk = self._queue.take(block=True)
                     if chunk is None:
                         return
-                    self._send(worker, encoder, chunk, inflight)
+                    self._send(worker, encoder, chunk, flight)
                     watch = _Watch(time.monotonic_ns())
-                elif len(inflight) < self._batch_size and not worker.outbuf:
+                elif flight.count <= self._batch_size and not worker.outbuf:
+                    # Keep a second chunk queued in the pipe so the worker never waits for us.
                     chunk = self._queue.take(block=False)
                     if chunk is not None:
-                        self._send(worker, encoder, chunk, inflight)
+                        self._send(worker, encoder, chunk, flight)
                 try:
-                    self._pump(worker, decoder, inflight, watch)
+                    self._pump(worker, decoder, flight, watch)
                 except _Loss as loss:
-                    self._handle_loss(worker, inflight, loss)
+                    self._handle_loss(worker, flight, loss)
                     with self._cond:
                         self._live[idx] = None
                         self._graveyard.append(worker)
                         self._cond.notify_all()
                     worker = None
         finally:
-            if inflight:
-                for call in inflight.values():
-                    call.sink.abort(PoolClosedError("the worker pool was closed"))
+            for _, chunk in flight.chunks:
+                chunk.sink.abort(PoolClosedError("the worker pool was closed"))
             if first:
                 ready.count_down()
 
@@ -840,33 +866,30 @@ class WorkerPool:
             chunk = self._queue.take(block=True)
             if chunk is None:
                 return
-            self._deliver_failures(chunk, info, "")
+            self._fail_range(chunk, 0, len(chunk.events), info, "")
 
     def _send(
-        self,
-        worker: _Worker,
-        encoder: F.FrameEncoder,
-        chunk: list[_Call],
-        inflight: dict[int, _Call],
+        self, worker: _Worker, encoder: F.FrameEncoder, chunk: _Chunk, flight: _Flight
     ) -> None:
-        calls = []
-        for call in chunk:
-            cid = worker.next_id
-            worker.next_id = cid + 1
-            inflight[cid] = call
-            calls.append(F.Call(cid, call.event))
-        worker.queue_frame(encoder.encode(F.Batch(calls)))
+        raw = chunk.raw
+        if raw is None:
+            raw = msgspec.msgpack.encode(chunk.events)
+        first = worker.next_id
+        worker.next_id = first + len(chunk.events)
+        flight.chunks.append((first, chunk))
+        flight.count += len(chunk.events)
+        worker.queue_frame(encoder.encode(F.Batch(first, msgspec.Raw(raw))))
 
     def _pump(
         self,
         worker: _Worker,
         decoder: msgspec.msgpack.Decoder[Any],
-        inflight: dict[int, _Call],
+        flight: _Flight,
         watch: _Watch,
     ) -> None:
         """Wait for results or the next deadline once; raise ``_Loss`` if the worker is lost."""
         now = time.monotonic_ns()
-        running, kill_at, wake_at = watch.deadline(worker.slot, inflight, now, self._timeout_ns)
+        running, kill_at, wake_at = watch.deadline(worker, flight, now, self._timeout_ns)
         if now >= kill_at:
             raise _Loss("timeout", running)
         timeout_ms = max(1, -(-(wake_at - now) // 1_000_000))
@@ -881,63 +904,73 @@ class WorkerPool:
             except OSError:
                 data = b""
             if not data:
-                raise _Loss("exit", watch.running_call(worker.slot, inflight))
+                raise _Loss("exit", watch.running_call(worker, flight))
             try:
-                frames = worker.reader.feed(data)
-                for frame in frames:
+                for frame in worker.reader.feed(data):
                     msg = decoder.decode(frame)
                     if type(msg) is not F.Results:
                         raise F.FrameError("unexpected Hello after start-up")
-                    self._deliver_results(msg.results, inflight, watch)
+                    self._deliver_results(msg.results, flight)
             except (F.FrameError, msgspec.DecodeError) as exc:
-                raise _Loss(
-                    "protocol", watch.running_call(worker.slot, inflight), str(exc)
-                ) from None
+                culprit = watch.running_call(worker, flight)
+                raise _Loss("protocol", culprit, str(exc)) from None
             watch.progress(time.monotonic_ns())
         if worker.want_write:
             worker.flush_out()
 
-    def _deliver_results(
-        self, results: list[F.Result], inflight: dict[int, _Call], watch: _Watch
+    def _deliver_results(self, results: list[F.Result], flight: _Flight) -> None:
+        chunks = flight.chunks
+        expected = flight.expected
+        delivered = flight.delivered
+        chunk = chunks[0][1] if chunks else None
+        try:
+            for r in results:
+                if r.id != expected or chunk is None:
+                    raise F.FrameError(f"result for call {r.id} where {expected} was due")
+                if r.ok:
+                    res = InvocationResult(True, r.payload, r.duration_us / 1000.0, r.logs)
+                else:
+                    err = r.error or F.ErrorInfo(
+                        E.PROTOCOL_ERROR, "worker reported a failure without an error"
+                    )
+                    res = InvocationResult(False, err.as_payload(), r.duration_us / 1000.0, r.logs)
+                chunk.sink.results[chunk.offset + delivered] = res
+                expected += 1
+                delivered += 1
+                if delivered == len(chunk.events):
+                    chunks.popleft()
+                    flight.count -= delivered
+                    chunk.sink.complete(delivered)
+                    delivered = 0
+                    chunk = chunks[0][1] if chunks else None
+        finally:
+            flight.expected = expected
+            flight.delivered = delivered
+
+    def _fail_range(
+        self, chunk: _Chunk, start: int, stop: int, info: F.ErrorInfo, logs: str
     ) -> None:
-        counts: dict[_Sink, int] = {}
-        pop = inflight.pop
-        for r in results:
-            call = pop(r.id, None)
-            if call is None:
-                raise F.FrameError(f"result for call {r.id}, which this worker was not running")
-            watch.forget(r.id)
-            if r.ok:
-                res = InvocationResult(True, r.payload, r.duration_us / 1000.0, r.logs)
-            else:
-                err = r.error or F.ErrorInfo(
-                    E.PROTOCOL_ERROR, "worker reported a failure without an error"
-                )
-                res = InvocationResult(False, err.as_payload(), r.duration_us / 1000.0, r.logs)
-            sink = call.sink
-            sink.results[call.index] = res
-            counts[sink] = counts.get(sink, 0) + 1
-        for sink, n in counts.items():
-            sink.complete(n)
+        payload = info.as_payload()
+        results = chunk.sink.results
+        for k in range(start, stop):
+            results[chunk.offset + k] = InvocationResult(False, dict(payload), 0.0, logs)
+        chunk.sink.complete(stop - start)
 
-    def _deliver_failures(self, calls: list[_Call], info: F.ErrorInfo, logs: str) -> None:
-        counts: dict[_Sink, int] = {}
-        for call in calls:
-            call.sink.results[call.index] = InvocationResult(False, info.as_payload(), 0.0, logs)
-            counts[call.sink] = counts.get(call.sink, 0) + 1
-        for sink, n in counts.items():
-            sink.complete(n)
-
-    def _handle_loss(self, worker: _Worker, inflight: dict[int, _Call], loss: _Loss) -> None:
+    def _handle_loss(self, worker: _Worker, flight: _Flight, loss: _Loss) -> None:
         exit_info = worker.exit_description() if loss.kind == "exit" else None
         worker.kill()
+        chunks = list(flight.chunks)
+        head_done = flight.delivered
+        flight.chunks.clear()
+        flight.count = 0
+        if chunks and head_done:
+            # Results already delivered from the head chunk count towards its caller.
+            chunks[0][1].sink.complete(head_done)
         if self._closed:
-            for call in inflight.values():
-                call.sink.abort(PoolClosedError("the worker pool was closed"))
-            inflight.clear()
+            for _, chunk in chunks:
+                chunk.sink.abort(PoolClosedError("the worker pool was closed"))
             return
-        culprit_id = loss.culprit if loss.culprit in inflight else next(iter(inflight), None)
-        culprit = inflight.pop(culprit_id) if culprit_id is not None else None
+        culprit = loss.culprit if loss.culprit is not None else flight.expected
         if loss.kind == "timeout":
             info = F.ErrorInfo(E.TIMEOUT, f"Task timed out after {self.spec.timeout_s:.2f} seconds")
             stat_key = "timeouts"
@@ -953,34 +986,40 @@ class WorkerPool:
         with self._cond:
             self._stats[stat_key] += 1
             self._stats["restarts"] += 1
-        if culprit is not None:
-            self._deliver_failures([culprit], info, worker.log_tail(self._log_cap))
-        rest = list(inflight.values())
-        inflight.clear()
-        if not rest:
-            return
-        if self._closed:
-            for call in rest:
-                call.sink.abort(PoolClosedError("the worker pool was closed"))
-            return
-        retry: list[_Call] = []
-        for call in rest:
-            call.requeues += 1
-            if call.requeues > _MAX_REQUEUES:
-                self._deliver_failures(
-                    [call],
-                    F.ErrorInfo(
-                        info.error_type,
-                        f"{info.message} (this call was re-run {_MAX_REQUEUES} times after "
-                        "losing its worker and is not retried again)",
-                    ),
-                    "",
-                )
+        logs = worker.log_tail(self._log_cap)
+        retry: list[_Chunk] = []
+        for index, (first_id, chunk) in enumerate(chunks):
+            start = head_done if index == 0 else 0
+            stop = len(chunk.events)
+            k = culprit - first_id
+            if start <= k < stop:
+                self._fail_range(chunk, k, k + 1, info, logs)
+                pieces = [(start, k), (k + 1, stop)]
             else:
-                retry.append(call)
-        if retry and not self._queue.put_front(retry):
-            for call in retry:
-                call.sink.abort(PoolClosedError("the worker pool was closed"))
+                pieces = [(start, stop)]
+            for lo, hi in pieces:
+                if lo >= hi:
+                    continue
+                part = _Chunk(
+                    chunk.sink, chunk.offset + lo, chunk.events[lo:hi], None, chunk.requeues + 1
+                )
+                if part.requeues > _MAX_REQUEUES:
+                    self._fail_range(
+                        part,
+                        0,
+                        hi - lo,
+                        F.ErrorInfo(
+                            info.error_type,
+                            f"{info.message} (this call was re-run {_MAX_REQUEUES} times after "
+                            "losing its worker and is not retried again)",
+                        ),
+                        "",
+                    )
+                else:
+                    retry.append(part)
+        for part in reversed(retry):
+            if not self._queue.put_front(part):
+                part.sink.abort(PoolClosedError("the worker pool was closed"))
 
 
 class _Latch:
@@ -1018,21 +1057,19 @@ class _Watch:
         self.last_progress = now
         self.first_seen.pop(0, None)
 
-    def forget(self, cid: int) -> None:
-        self.first_seen.pop(cid, None)
-
     @staticmethod
-    def running_call(slot: memoryview, inflight: dict[int, _Call]) -> int | None:
-        cid = slot[0]
-        return cid if cid in inflight else None
+    def running_call(worker: _Worker, flight: _Flight) -> int | None:
+        cid = worker.slot[0]
+        return cid if flight.running(cid, worker.next_id) else None
 
     def deadline(
-        self, slot: memoryview, inflight: dict[int, _Call], now: int, timeout_ns: int
+        self, worker: _Worker, flight: _Flight, now: int, timeout_ns: int
     ) -> tuple[int | None, int, int]:
         """(running call id or None, when to kill, when to look again)."""
+        slot = worker.slot
         cid = slot[0]
         t0 = slot[1]
-        if cid and cid in inflight:
+        if cid and flight.running(cid, worker.next_id):
             since = self.first_seen.get(cid)
             if since is None:
                 since = min(max(t0, self.last_progress), now)
@@ -1046,6 +1083,19 @@ class _Watch:
             self.first_seen[0] = since
         kill_at = since + timeout_ns + _IDLE_GRACE_NS
         return None, kill_at, min(kill_at, now + timeout_ns)
+
+
+def _encode_events(events: list[Any], offset: int) -> bytes:
+    """Encode a chunk's events once; name the first offending event if one cannot be."""
+    try:
+        return msgspec.msgpack.encode(events)
+    except (TypeError, ValueError, OverflowError):
+        for i, event in enumerate(events):
+            try:
+                msgspec.msgpack.encode(event)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise TypeError(f"event #{offset + i} cannot be serialised: {exc}") from None
+        raise
 
 
 def _warn_fallback(reason: str) -> None:

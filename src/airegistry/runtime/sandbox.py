@@ -278,9 +278,9 @@ def full_argv(
             blocked = _untraversable_ancestor(p)
             if blocked is not None and blocked not in masks:
                 masks.append(blocked)
+    # /tmp is already a private tmpfs: nothing under it needs (or gets) its own mask.
+    masks = [p for p in masks if not (_within(Path("/tmp"), [p]) or _within(p, [Path("/tmp")]))]
     for p in masks:
-        if _within(Path("/tmp"), [p]) or _within(p, [Path("/tmp")]):
-            continue  # /tmp is already a private tmpfs
         if p.is_dir():
             argv += ["--tmpfs", str(p)]
         else:

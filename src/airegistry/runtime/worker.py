@@ -468,6 +468,83 @@ def serve(cmd_fd: int, res_fd: int, slot_fd: int) -> None:
     _run_batches(cmd, res_fd, cap_fd, slot, init, func, to_worker, encoder, capture)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _marshal(out: Any) -> Any:
+    """Fast path of :func:`_jsonable` for the usual reward dict of scalars."""
+    t = type(out)
+    if t is dict:
+        for k, v in out.items():
+            if type(k) is not str or type(v) not in _SCALARS:
+                return _jsonable(out)
+        return out
+    if t in _SCALARS:
+        return out
+    return _jsonable(out)
+
+
+class _Emitter:
+    """Sends result tuples to the parent, splitting frames and isolating bad payloads."""
+
+    def __init__(self, res_fd: int, cap_fd: int, log_cap: int, encoder: Any) -> None:
+        self.res_fd = res_fd
+        self.cap_fd = cap_fd
+        self.log_cap = log_cap
+        self.encoder = encoder
+        # Raw-fd output is rare; until a function produces some, it is looked for once per
+        # flush instead of once per call (an fstat per call costs more than a fast handler).
+        self.precise_fd_logs = False
+
+    def emit(self, pending: list[Any]) -> None:
+        if not self.precise_fd_logs and os.fstat(self.cap_fd).st_size:
+            extra = _drain_fd_output(self.cap_fd, self.log_cap)
+            if len(pending) > 1:
+                extra = (
+                    f"[output written straight to fd 1/2 by one of the last {len(pending)} "
+                    f"calls]\n{extra}"
+                )
+            last = pending[-1]
+            pending[-1] = (*last[:5], last[5] + extra)
+            self.precise_fd_logs = True
+        self._send(pending)
+
+    def _send(self, pending: list[Any]) -> None:
+        """Write results; a frame over Lambda's response limit is split down to single results
+        so only an oversized (or unencodable) payload itself fails."""
+        limit = _frames.MAX_RESPONSE_BYTES
+        try:
+            frame: bytearray | None = self.encoder.encode(("results", pending))
+        except (TypeError, ValueError, OverflowError, MemoryError, RecursionError):
+            frame = None
+        if frame is not None and len(frame) <= limit:
+            _write_all(self.res_fd, frame)
+            return
+        if len(pending) > 1:
+            half = len(pending) // 2
+            self._send(pending[:half])
+            self._send(pending[half:])
+            return
+        cid, _ok, payload, error, duration, logs = pending[0]
+        try:
+            size = len(self.encoder.encode_value(payload))
+        except (TypeError, ValueError, OverflowError, MemoryError, RecursionError) as exc:
+            error = _error("Runtime.MarshalError", f"Unable to marshal response: {_safe_str(exc)}")
+        else:
+            if frame is not None and size <= limit:
+                _write_all(self.res_fd, frame)  # payload fits; the logs made the frame big
+                return
+            error = _error(
+                "Function.ResponseSizeTooLarge",
+                f"Response payload size ({size} bytes) exceeded maximum allowed payload "
+                f"size ({limit} bytes).",
+            )
+        _write_all(
+            self.res_fd,
+            self.encoder.encode(("results", [(cid, False, None, error, duration, logs)])),
+        )
+
+
 def _run_batches(
     cmd: io.BufferedReader,
     res_fd: int,
@@ -483,67 +560,56 @@ def _run_batches(
     flush_ns = init.flush_interval_us * 1000
     log_cap = init.log_cap
     memory_mb = init.memory_mb
-    max_response = _frames.MAX_RESPONSE_BYTES
-    encode_value = encoder.encode_value
     monotonic_ns = time.monotonic_ns
     fstat = os.fstat
     Ctx = LambdaContext
-    ResultOut = _frames.ResultOut
-    nil = _frames.NIL
+    emitter = _Emitter(res_fd, cap_fd, log_cap, encoder)
+    marshal_errors = (_NotJSON, TypeError, ValueError, RecursionError)
 
     while True:
         frame = _read_frame(cmd)
         if frame is None:
             os._exit(0)
         batch = to_worker.decode(frame)
+        cid = batch.first_id
         pending: list[Any] = []
         pending_bytes = 0
         last_flush = monotonic_ns()
-        for call in batch.calls:
+        for event in batch.events:
             t0 = monotonic_ns()
             slot[1] = t0
-            slot[0] = call.id
+            slot[0] = cid
             error = None
-            raw = nil
             try:
-                out = func(call.event, Ctx(t0 + timeout_ns))
+                out = func(event, Ctx(t0 + timeout_ns))
             except BaseException as exc:
+                out = None
                 error = _describe(exc, memory_mb)
             else:
                 try:
-                    raw = encode_value(_jsonable(out))
-                    if len(raw) > max_response:
-                        error = _error(
-                            "Function.ResponseSizeTooLarge",
-                            f"Response payload size ({len(raw)} bytes) exceeded maximum "
-                            f"allowed payload size ({max_response} bytes).",
-                        )
-                        raw = nil
-                    else:
-                        raw = _frames.msgspec.Raw(raw)
-                except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+                    out = _marshal(out)
+                except marshal_errors as exc:
+                    out = None
                     error = _error(
                         "Runtime.MarshalError", f"Unable to marshal response: {_safe_str(exc)}"
                     )
-                    raw = nil
-                except MemoryError as exc:
-                    error = _describe(exc, memory_mb)
-                    raw = nil
             end = monotonic_ns()
             slot[0] = 0
             logs = capture.take() if capture.parts else ""
-            if fstat(cap_fd).st_size:
+            if emitter.precise_fd_logs and fstat(cap_fd).st_size:
                 extra = _drain_fd_output(cap_fd, log_cap)
                 logs = f"{logs}{extra}" if logs else extra
-            pending.append(ResultOut(call.id, error is None, raw, error, (end - t0) // 1000, logs))
-            pending_bytes += len(logs) + 64 + (len(raw) if error is None else 256)
+            pending.append((cid, error is None, out, error, (end - t0) // 1000, logs))
+            cid += 1
+            if logs:
+                pending_bytes += len(logs)
             if end - last_flush >= flush_ns or pending_bytes >= _FLUSH_BYTES:
-                _write_all(res_fd, encoder.encode(_frames.ResultsOut(pending)))
+                emitter.emit(pending)
                 pending = []
                 pending_bytes = 0
                 last_flush = monotonic_ns()
         if pending:
-            _write_all(res_fd, encoder.encode(_frames.ResultsOut(pending)))
+            emitter.emit(pending)
 
 
 def main(argv: list[str] | None = None) -> None:
