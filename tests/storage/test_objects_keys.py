@@ -183,4 +183,9 @@ def test_stray_files_in_the_tree_are_ignored(store: ObjectStore, root: Path) -> 
     (objects / ".DS_Store").write_bytes(b"junk")
     (objects / "NOT-ESCAPED@o").write_bytes(b"junk")
     (objects / "x@q").write_bytes(b"junk")
+    (objects / "%FF@o").write_bytes(b"junk")  # escaped bytes that are not UTF-8
+    (objects / "bad%FF@d").mkdir()
+    (objects / "bad%FF@d" / "x@o").write_bytes(b"junk")
     assert [o.key for o in store.list_objects("bkt").contents] == ["real"]
+    listing = store.list_objects("bkt", delimiter="/")
+    assert ([o.key for o in listing.contents], listing.common_prefixes) == (["real"], [])

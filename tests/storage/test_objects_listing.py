@@ -236,3 +236,14 @@ def test_listing_survives_concurrent_deletes(store: ObjectStore) -> None:
         store.delete_object("bkt", f"d/{i}")
     rest = store.list_objects("bkt", continuation_token=page.next_continuation_token)
     assert rest.contents == [] and not rest.is_truncated
+
+
+def test_rolled_up_directories_respect_start_after(store: ObjectStore) -> None:
+    keys = ["x/1/2", "x/3", "y", "z/deep/er/still"]
+    for k in keys:
+        store.put_object("bkt", k, b"")
+    for after in ("", "x/1/2", "x/3", "x/", "x", "y", "z/deep/er/still"):
+        r = store.list_objects("bkt", delimiter="/", start_after=after)
+        got = [("key", o.key) for o in r.contents] + [("prefix", p) for p in r.common_prefixes]
+        got.sort(key=lambda t: t[1].encode())
+        assert got == reference(keys, "", "/", after), after

@@ -302,8 +302,13 @@ def _segment_components(segment: str, suffix: str) -> list[str]:
 _TOKEN_RE = re.compile(r"\^[a-z]|%[0-9A-F]{2}|[a-z0-9_.-]")
 
 
+_PLAIN_RE = re.compile(r"[a-z0-9_-][a-z0-9_.-]*")
+
+
 def _unescape(text: str) -> bytes | None:
     """Inverse of the escaping; None for names this store did not write (ignored when listing)."""
+    if _PLAIN_RE.fullmatch(text):
+        return text.encode("ascii")  # fast path: most names need no unescaping
     out = bytearray()
     pos = 0
     for m in _TOKEN_RE.finditer(text):
@@ -611,11 +616,17 @@ class ObjectStream(io.RawIOBase):
 
 
 class _WalkState:
-    """Mutable lower bound shared with the walker so listing can skip rolled-up prefixes."""
+    """Mutable lower bound shared with the walker so listing can skip rolled-up prefixes.
 
-    def __init__(self, prefix: bytes, after: bytes) -> None:
+    With ``rollup_slash`` (delimiter ``/``) a directory whose whole subtree collapses into one
+    common prefix is reported as ``(dir key prefix, None)`` after checking it holds an object,
+    instead of being walked: listing ``a/`` over a million keys below it stays cheap.
+    """
+
+    def __init__(self, prefix: bytes, after: bytes, *, rollup_slash: bool = False) -> None:
         self.prefix = prefix
         self.after = after
+        self.rollup_slash = rollup_slash
 
 
 def _children(dirpath: str, name_prefix: str = "") -> list[tuple[bytes, bool, str]]:
@@ -646,7 +657,7 @@ def _children(dirpath: str, name_prefix: str = "") -> list[tuple[bytes, bool, st
                 continue
         except OSError:
             continue
-        seg = _unescape(text)
+        seg = _decode_name(text)
         if seg is None:
             continue
         out.append((seg, is_dir, e.path))
@@ -654,8 +665,51 @@ def _children(dirpath: str, name_prefix: str = "") -> list[tuple[bytes, bool, st
     return out
 
 
-def _walk(dirpath: str, key_prefix: bytes, state: _WalkState) -> Iterator[tuple[bytes, str]]:
-    """Yield (key bytes, file path) in UTF-8 binary order, honouring ``state`` as it changes."""
+def _decode_name(text: str) -> bytes | None:
+    """Key-segment bytes for an escaped name, or None if this store could not have written it."""
+    seg = _unescape(text)
+    if seg is None or seg.isascii():
+        return seg
+    try:
+        seg.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return seg
+
+
+def _has_object(dirpath: str) -> bool:
+    """Whether a tree directory holds at least one object; stops at the first one found."""
+    subdirs = []
+    try:
+        with os.scandir(dirpath) as it:
+            for e in it:
+                if _is_object_entry(e, subdirs):
+                    return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return any(_has_object(p) for p in subdirs)
+
+
+def _is_object_entry(e: os.DirEntry[str], subdirs: list[str]) -> bool:
+    """True for an object file; collects tree subdirectories into ``subdirs`` otherwise."""
+    name = e.name
+    if len(name) < 2 or name[-2] != "@" or _decode_name(name[:-2]) is None:
+        return False
+    try:
+        if name[-1] == "o" and e.is_file(follow_symlinks=False):
+            return True
+        if name[-1] in "dc" and e.is_dir(follow_symlinks=False):
+            subdirs.append(e.path)
+    except OSError:
+        return False
+    return False
+
+
+def _walk(dirpath: str, key_prefix: bytes, state: _WalkState) -> Iterator[tuple[bytes, str | None]]:
+    """Yield (key bytes, file path) in UTF-8 binary order, honouring ``state`` as it changes.
+
+    A path of None marks a rolled-up directory (see _WalkState).
+    """
     for seg, is_dir, path in _children(dirpath):
         if is_dir:
             d = key_prefix + seg + b"/"
@@ -664,6 +718,15 @@ def _walk(dirpath: str, key_prefix: bytes, state: _WalkState) -> Iterator[tuple[
             if not (d.startswith(state.prefix) or state.prefix.startswith(d)):
                 if d > state.prefix:
                     return
+                continue
+            if (
+                state.rollup_slash
+                and d.startswith(state.prefix)
+                and b"/" not in d[len(state.prefix) : -1]
+                and not state.after.startswith(d)
+            ):
+                if _has_object(path):
+                    yield d, None
                 continue
             yield from _walk(path, d, state)
         else:
@@ -1327,7 +1390,7 @@ class ObjectStore:
         last_bound = after
         start_dir, start_prefix = self._start_dir(bdir, prefix)
         if start_dir is not None and max_keys > 0:
-            state = _WalkState(prefix_b, after)
+            state = _WalkState(prefix_b, after, rollup_slash=delim_b == b"/")
             for k, path in _walk(start_dir, start_prefix, state):
                 cp = None
                 if delim_b is not None:
@@ -1341,6 +1404,8 @@ class ObjectStore:
                     common.append(cp.decode("utf-8"))
                     state.after = last_bound = cp + b"\xff"
                     continue
+                if path is None:  # only rolled-up directories come without a file
+                    continue
                 key = k.decode("utf-8")
                 info = self._list_info(bucket, key, path)
                 state.after = k
@@ -1348,8 +1413,6 @@ class ObjectStore:
                     continue
                 contents.append(info)
                 last_bound = k
-        elif start_dir is not None and max_keys == 0:
-            truncated = False
         token = self._make_token(bucket, prefix, delimiter, last_bound) if truncated else None
         return ListResult(
             contents=contents,
