@@ -167,3 +167,60 @@ def test_pool_manager_caches_discards_and_evicts(tmp_path: Path) -> None:
         assert second.stats()["closed"] and manager.keys() == []
     finally:
         manager.close_all()
+
+
+def test_import_that_hangs_times_out(tmp_path: Path) -> None:
+    code = code_dir(tmp_path, "import time\ntime.sleep(3600)\n" + OK)
+    spec = FunctionSpec(code, timeout_s=1.0)
+    with WorkerPool(spec, workers=1, spares=0, isolation="limits", init_timeout_s=0.5) as p:
+        result = p.invoke({})
+        assert result.payload["errorType"] == "Sandbox.Timedout"
+        assert "Init phase timed out" in result.payload["errorMessage"]
+        assert "0.50 seconds" in result.payload["errorMessage"]
+
+
+def test_close_while_a_call_runs_fails_it_with_pool_closed(tmp_path: Path) -> None:
+    import threading
+
+    code = code_dir(tmp_path, "import time\ndef lambda_handler(e, c):\n    time.sleep(3600)\n")
+    p = WorkerPool(FunctionSpec(code, timeout_s=600), workers=1, spares=0, isolation="limits")
+    p.start()
+    outcome: list[BaseException] = []
+    started = threading.Event()
+
+    def call() -> None:
+        started.set()
+        try:
+            p.invoke_batch([{}, {}, {}])
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=call)
+    t.start()
+    started.wait()
+    p.close()
+    t.join(timeout=30)
+    assert not t.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], pool_mod.PoolClosedError)
+
+
+def test_concurrent_first_calls_share_one_start(tmp_path: Path) -> None:
+    import threading
+
+    code = code_dir(tmp_path, OK)
+    p = WorkerPool(FunctionSpec(code), workers=1, spares=0, isolation="limits")
+    results: list[bool] = []
+
+    def call(i: int) -> None:
+        results.append(p.invoke({"i": i}).payload["event"] == {"i": i})
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert results == [True] * 4
+        assert p.stats()["restarts"] == 0
+    finally:
+        p.close()

@@ -251,7 +251,7 @@ class _Worker:
         slot_map: mmap.mmap,
         private_dir: Path | None,
         sandboxed: bool,
-        ready_deadline: float,
+        init_timeout: float,
     ) -> None:
         self.popen = popen
         self.pid = popen.pid
@@ -262,7 +262,8 @@ class _Worker:
         self.slot = memoryview(slot_map).cast("q")
         self.private_dir = private_dir
         self.sandboxed = sandboxed
-        self.ready_deadline = ready_deadline
+        self.init_timeout = init_timeout
+        self.ready_deadline = time.monotonic() + init_timeout
         self.reader = F.FrameReader()
         self.ready = False
         self.next_id = 1
@@ -362,8 +363,8 @@ class _Worker:
                 raise _StartupFailed(
                     F.ErrorInfo(
                         E.TIMEOUT,
-                        "Init phase timed out: the worker did not finish importing the "
-                        "handler in time",
+                        "Init phase timed out: the handler was not imported within "
+                        f"{self.init_timeout:.2f} seconds",
                         [self.log_tail(8192)],
                     )
                 )
@@ -431,6 +432,7 @@ class WorkerPool:
         self._timeout_ns = int(spec.timeout_s * 1e9)
 
         self._queue = _WorkQueue()
+        self._start_lock = threading.Lock()
         self._cond = threading.Condition()
         self._spares: deque[_Worker] = deque()
         self._graveyard: list[_Worker] = []
@@ -469,18 +471,17 @@ class WorkerPool:
 
     def start(self) -> None:
         """Spawn the workers and wait until each has imported the handler (or failed to)."""
-        with self._cond:
+        with self._start_lock:  # concurrent first callers all wait for a complete start
             if self._closed:
                 raise PoolClosedError("the worker pool is closed")
             if self._started:
                 return
-            self._started = True
-        try:
             self._prepare()
-        except BaseException:
+            self._start_threads()
             with self._cond:
-                self._started = False
-            raise
+                self._started = True
+
+    def _start_threads(self) -> None:
         _live_pools.add(self)
         spawner = threading.Thread(
             target=self._spawner_loop,
@@ -712,7 +713,7 @@ class WorkerPool:
             slot_map,
             private_dir,
             self._mode == "full",
-            time.monotonic() + self._init_timeout,
+            self._init_timeout,
         )
         init = F.Init(
             code_dir=str(self._code_dir),
