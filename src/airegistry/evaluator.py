@@ -170,7 +170,8 @@ class Evaluator(AIRHubEntity):
         self.type = type
         self.method = method
         self.reference = reference
-        self._judge: Any = None
+        self._judges: dict[str, Any] = {}
+        self._template: str | None = None
 
     @classmethod
     def hub_content_type(cls) -> str:
@@ -481,8 +482,16 @@ class Evaluator(AIRHubEntity):
             payload = json.loads(response["Payload"].read() or b"null")
             return self._outcome(index, "FunctionError" not in response, payload)
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            return list(pool.map(call, range(len(events))))
+        try:
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                return list(pool.map(call, range(len(events))))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise EvaluatorNotReachableError(
+                    f"Evaluator {self.name} cannot be run from this backend: "
+                    f"{exc.response['Error'].get('Message')}"
+                ) from None
+            raise
 
     @staticmethod
     def _outcome(index: int, ok: bool, payload: Any) -> RewardOutcome:
@@ -494,19 +503,28 @@ class Evaluator(AIRHubEntity):
         )
 
     def _judge_for(self, **options: Any) -> Any:
+        """One judge per set of options, reused across batches (its HTTP pool stays warm)."""
         from airegistry.runtime.judge import JudgeConfig, RewardPromptJudge
 
-        if self._judge is None or options:
+        key = json.dumps(options, sort_keys=True, default=str)
+        cached = self._judges.get(key)
+        if cached is not None:
+            return cached
+        if self._template is None:
             from airegistry.dataset import parse_s3_uri
 
             session = resolve_session(self.sagemaker_session)
             with contextlib.closing(session.objects.open(*parse_s3_uri(self.reference or ""))) as s:
-                template = s.read().decode("utf-8")
-            judge = RewardPromptJudge(template, JudgeConfig.from_env(**options))
-            if options:
-                return judge
-            self._judge = judge
-        return self._judge
+                self._template = s.read().decode("utf-8")
+        judge = RewardPromptJudge(self._template, JudgeConfig.from_env(**options))
+        self._judges[key] = judge
+        return judge
+
+    def close(self) -> None:
+        """Release the HTTP connections of reward-prompt judges (also done at garbage collection)."""
+        for judge in self._judges.values():
+            judge.close()
+        self._judges.clear()
 
     def evaluate(
         self,
@@ -567,12 +585,20 @@ class Evaluator(AIRHubEntity):
                 event["response"] = event["completion"]
         return event
 
-    def as_reward_function(self, on_error: str = "nan") -> Callable[..., list[float]]:
-        """A TRL reward function (GRPOTrainer ``reward_funcs``) backed by this evaluator."""
+    def as_reward_function(self, on_error: str = "nan", **judge_options: Any) -> Callable[..., list[float]]:
+        """A TRL reward function (GRPOTrainer ``reward_funcs``) backed by this evaluator.
+
+        ``judge_options`` (``base_url``, ``model``, ``api_key``, ``scale``, …) configure the
+        judge of a reward prompt, as for ``invoke``/``evaluate``.
+        """
         from airegistry.runtime.trl import make_trl_reward_function
 
         safe = "".join(c if c.isalnum() else "_" for c in self.name)
-        return make_trl_reward_function(self.score_batch, name=f"airegistry_{safe}", on_error=on_error)  # type: ignore[arg-type]
+
+        def score(events: list[dict[str, Any]]) -> list[RewardOutcome]:
+            return self.score_batch(events, **judge_options)
+
+        return make_trl_reward_function(score, name=f"airegistry_{safe}", on_error=on_error)  # type: ignore[arg-type]
 
 
 def _batches(

@@ -19,7 +19,7 @@ SFT_ROWS = [{"prompt": f"question {i}", "completion": f"answer {i}"} for i in ra
 DPO_ROWS = [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
 
 
-def test_create_get_list_versions_delete(registry_home: Path, write_jsonl) -> None:
+def test_create_get_list_versions_delete(backend, write_jsonl) -> None:
     path = write_jsonl("train.jsonl", SFT_ROWS)
     ds = DataSet.create(
         name="my-training-dataset",
@@ -66,7 +66,7 @@ def test_create_get_list_versions_delete(registry_home: Path, write_jsonl) -> No
     assert exc.value.response["Error"]["Code"] == "ResourceNotFound"
 
 
-def test_reading_data_back(registry_home: Path, write_jsonl, tmp_path: Path) -> None:
+def test_reading_data_back(backend, write_jsonl, tmp_path: Path) -> None:
     path = write_jsonl("train.jsonl", SFT_ROWS)
     ds = DataSet.create("readback", str(path), CustomizationTechnique.SFT)
     with ds.open() as stream:
@@ -78,28 +78,22 @@ def test_reading_data_back(registry_home: Path, write_jsonl, tmp_path: Path) -> 
     assert list(frame.columns) == ["prompt", "completion"] and len(frame) == 20
 
 
-def test_s3_source_by_reference(registry_home: Path, write_jsonl) -> None:
+def test_s3_source_by_reference(backend, write_jsonl) -> None:
     from airegistry.session import default_session
 
-    store = default_session().home.objects
-    store.ensure_bucket("my-bucket")
-    store.put_file("my-bucket", "data/eval.jsonl", write_jsonl("eval.jsonl", SFT_ROWS))
+    backend.put_file("my-bucket", "data/eval.jsonl", write_jsonl("eval.jsonl", SFT_ROWS))
     ds = DataSet.create("eval-dataset", "s3://my-bucket/data/eval.jsonl", CustomizationTechnique.SFT)
     assert ds.method is DataSetMethod.GENERATED
     assert ds.source == "s3://my-bucket/data/eval.jsonl"
     assert ds.status is HubContentStatus.AVAILABLE
     ds.delete()
     # Objects registered by reference are never deleted by the registry.
-    assert store.head_object("my-bucket", "data/eval.jsonl").size > 0
+    assert default_session().objects.exists("my-bucket", "data/eval.jsonl")
 
 
-def test_s3_source_with_bad_rows_ends_import_failed(registry_home: Path, write_jsonl) -> None:
-    from airegistry.session import default_session
-
-    store = default_session().home.objects
-    store.ensure_bucket("my-bucket")
+def test_s3_source_with_bad_rows_ends_import_failed(backend, write_jsonl) -> None:
     rows = [json.dumps(r) for r in SFT_ROWS[:3]] + ['{"prompt": "", "completion": "x"}', "not json"]
-    store.put_file("my-bucket", "bad.jsonl", write_jsonl("bad.jsonl", rows, raw=True))
+    backend.put_file("my-bucket", "bad.jsonl", write_jsonl("bad.jsonl", rows, raw=True))
     with pytest.raises(ValueError, match="line 4"):
         DataSet.create("bad-remote", "s3://my-bucket/bad.jsonl", CustomizationTechnique.SFT)
     failed = DataSet.get("bad-remote")
@@ -109,7 +103,7 @@ def test_s3_source_with_bad_rows_ends_import_failed(registry_home: Path, write_j
     assert failed.delete() is True
 
 
-def test_wait_false_then_wait(registry_home: Path, write_jsonl) -> None:
+def test_wait_false_then_wait(backend, write_jsonl) -> None:
     ds = DataSet.create("later", str(write_jsonl("t.jsonl", SFT_ROWS)), "sft", wait=False)
     assert ds.status in (HubContentStatus.IMPORTING, HubContentStatus.AVAILABLE)
     ds.wait(poll=0.1, timeout=30)
@@ -124,7 +118,7 @@ def test_wait_false_then_wait(registry_home: Path, write_jsonl) -> None:
         ("data.txt", "extension"),
     ],
 )
-def test_invalid_sources_raise_value_error(registry_home: Path, tmp_path: Path, source: str, match: str) -> None:
+def test_invalid_sources_raise_value_error(backend, tmp_path: Path, source: str, match: str) -> None:
     if source.endswith(".txt"):
         (tmp_path / source).write_text("hello")
     with pytest.raises(ValueError, match=match):
@@ -143,19 +137,18 @@ def test_empty_file_and_size_limit(registry_home: Path, tmp_path: Path, monkeypa
     assert DataSet.list()["items"] == []
 
 
-def test_invalid_rows_name_lines_and_store_nothing(registry_home: Path, write_jsonl) -> None:
+def test_invalid_rows_name_lines_and_store_nothing(backend, write_jsonl) -> None:
     rows = [json.dumps(r) for r in SFT_ROWS[:2]] + ['{"prompt": "x"}', json.dumps(SFT_ROWS[0])]
     with pytest.raises(ValueError, match="line 3"):
         DataSet.create("broken", str(write_jsonl("broken.jsonl", rows, raw=True)), "sft")
-    from airegistry.session import default_session
+    from airegistry.home import Home
 
-    store = default_session().home.objects
-    bucket = default_session().default_bucket
-    listed = store.list_objects(bucket).contents if store.list_buckets() else []
+    store = Home(backend.home, start_jobs=False).objects
+    listed = [o.key for b in store.list_buckets() for o in store.list_objects(b.name).contents]
     assert listed == []
 
 
-def test_dpo_rows_registered_as_sft_are_rejected(registry_home: Path, write_jsonl) -> None:
+def test_dpo_rows_registered_as_sft_are_rejected(backend, write_jsonl) -> None:
     with pytest.raises(ValueError) as exc:
         DataSet.create("dpo-as-sft", str(write_jsonl("dpo.jsonl", DPO_ROWS)), CustomizationTechnique.SFT)
     assert "line 1" in str(exc.value)
@@ -174,7 +167,7 @@ def test_unknown_technique(registry_home: Path, write_jsonl) -> None:
         DataSet.create("t", str(write_jsonl("t.jsonl", SFT_ROWS)), "ppo")
 
 
-def test_unknown_version_and_document_too_large(registry_home: Path, write_jsonl) -> None:
+def test_unknown_version_and_document_too_large(backend, write_jsonl) -> None:
     DataSet.create("known", str(write_jsonl("t.jsonl", SFT_ROWS)), "sft")
     with pytest.raises(ClientError) as exc:
         DataSet.get("known", version="7.0.0")
@@ -188,7 +181,7 @@ def test_unknown_version_and_document_too_large(registry_home: Path, write_jsonl
     assert exc.value.response["Error"]["Code"] == "ValidationException"
 
 
-def test_sixteen_threads_create_distinct_versions(registry_home: Path, write_jsonl) -> None:
+def test_sixteen_threads_create_distinct_versions(backend, write_jsonl) -> None:
     path = write_jsonl("t.jsonl", SFT_ROWS)
     DataSet.list()  # open the home once before the race
     errors: list[BaseException] = []
@@ -212,7 +205,7 @@ def test_sixteen_threads_create_distinct_versions(registry_home: Path, write_jso
     assert sorted(versions, key=lambda v: int(v.split(".")[0])) == [f"{i}.0.0" for i in range(1, 17)]
 
 
-def test_split_jsonl(registry_home: Path, write_jsonl) -> None:
+def test_split_jsonl(backend, write_jsonl) -> None:
     ds = DataSet.create("whole", str(write_jsonl("all.jsonl", SFT_ROWS)), "sft")
     train, evaluation = ds.split(0.75, seed=3)
     assert train.name == "whole-train" and evaluation.name == "whole-eval"
@@ -221,7 +214,7 @@ def test_split_jsonl(registry_home: Path, write_jsonl) -> None:
     assert again_train.open().read() == train.open().read()
 
 
-def test_split_csv_keeps_header(registry_home: Path, tmp_path: Path) -> None:
+def test_split_csv_keeps_header(backend, tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     path.write_text("prompt,completion\n" + "".join(f"q{i},a{i}\n" for i in range(30)))
     ds = DataSet.create("csvdata", str(path), "sft")
@@ -231,7 +224,7 @@ def test_split_csv_keeps_header(registry_home: Path, tmp_path: Path) -> None:
     assert train.stats["rows"] + evaluation.stats["rows"] == 30
 
 
-def test_get_all_iterates_entities(registry_home: Path, write_jsonl) -> None:
+def test_get_all_iterates_entities(backend, write_jsonl) -> None:
     path = write_jsonl("t.jsonl", SFT_ROWS)
     for name in ("one", "two", "three"):
         DataSet.create(name, str(path), "sft")

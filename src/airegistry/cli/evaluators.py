@@ -63,6 +63,7 @@ def add_parser(groups: Any) -> None:
     invoke.add_argument("name")
     invoke.add_argument("event", help='JSON object, e.g. \'{"prompt": "...", "response": "..."}\', or @file.json')
     invoke.add_argument("--version")
+    _judge_flags(invoke)
     invoke.set_defaults(func=run_invoke)
 
     evaluate = commands.add_parser("evaluate", help="score every row of a dataset or a JSONL file")
@@ -73,7 +74,29 @@ def add_parser(groups: Any) -> None:
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--output", help="write one JSON result per line to this file")
     evaluate.add_argument("--json", action="store_true", help="print a JSON summary")
+    _judge_flags(evaluate)
     evaluate.set_defaults(func=run_evaluate)
+
+
+def _judge_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "reward prompts", "the judge model (API key from AIREGISTRY_JUDGE_API_KEY or OPENAI_API_KEY)"
+    )
+    group.add_argument("--judge-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    group.add_argument("--judge-model")
+    group.add_argument("--judge-scale", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                       help="score range the prompt asks for (default 1 10)")
+    group.add_argument("--judge-concurrency", type=int)
+
+
+def _judge_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "base_url": args.judge_base_url,
+        "model": args.judge_model,
+        "scale": tuple(args.judge_scale) if args.judge_scale else None,
+        "concurrency": args.judge_concurrency,
+    }
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _describe(ev: Any) -> dict[str, Any]:
@@ -194,7 +217,7 @@ def run_invoke(args: argparse.Namespace) -> int:
     def action() -> int:
         ev = Evaluator.get(args.name, version=args.version)
         try:
-            result = ev.invoke(event)
+            result = ev.invoke(event, **_judge_options(args))
         except (EvaluatorInvocationError, EvaluatorNotReachableError) as exc:
             error(str(exc))
             return EXIT_FAILED
@@ -222,7 +245,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         ev = Evaluator.get(args.name, version=args.version)
         local = Path(args.data)
         data: Any = _rows_from_jsonl(local) if local.suffix == ".jsonl" and local.is_file() else DataSet.get(args.data)
-        outcomes = ev.evaluate(data, batch_size=args.batch_size, limit=args.limit)
+        outcomes = ev.evaluate(data, batch_size=args.batch_size, limit=args.limit, **_judge_options(args))
         ok = [o for o in outcomes if o.ok]
         summary = {
             "items": len(outcomes),
