@@ -308,3 +308,23 @@ def test_sweep_keeps_temps_of_live_writers(tmp_path: Path) -> None:
     t.join(timeout=120)
     assert errors == []
     assert store.read_bytes("bkt", "slow") == b"x" * 10 + b"y" * 10
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_can_write_after_parent_used_the_hash_pool(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    store.create_bucket("bkt")
+    big = b"p" * (CHUNK_SIZE * 2)
+    store.put_object("bkt", "parent", big)  # starts the parent's md5 helper threads
+    pid = os.fork()
+    if pid == 0:  # child: must not wait forever on the parent's (absent) pool threads
+        code = 1
+        signal.alarm(120)  # a hang becomes a failure (SIGALRM kills the child)
+        try:
+            ObjectStore(tmp_path).put_object("bkt", "child", big)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.read_bytes("bkt", "child") == big

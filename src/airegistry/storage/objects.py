@@ -439,6 +439,16 @@ _hash_pool: ThreadPoolExecutor | None = None
 _hash_pool_lock = threading.Lock()
 
 
+def _forget_pool_after_fork() -> None:
+    # a forked child has none of the parent's pool threads; a new pool is made on first use
+    global _hash_pool, _hash_pool_lock
+    _hash_pool = None
+    _hash_pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _pool() -> ThreadPoolExecutor:
     global _hash_pool
     with _hash_pool_lock:
