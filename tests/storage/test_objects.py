@@ -309,6 +309,10 @@ def _reference(alg: str, data: bytes) -> str:
         from awscrt import checksums
 
         raw = checksums.crc32c(data).to_bytes(4, "big")
+    elif alg == "CRC64NVME":
+        from awscrt import checksums
+
+        raw = checksums.crc64nvme(data).to_bytes(8, "big")
     else:
         raw = hashlib.new(alg.lower(), data).digest()
     return base64.b64encode(raw).decode()
@@ -324,7 +328,7 @@ def test_crc32c_known_vector() -> None:
     )
 
 
-@pytest.mark.parametrize("alg", ["CRC32", "CRC32C", "SHA1", "SHA256", "crc32c"])
+@pytest.mark.parametrize("alg", ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256", "crc32c"])
 def test_flexible_checksums(store: ObjectStore, alg: str) -> None:
     data = os.urandom(CHUNK_SIZE + 3)
     want = _reference(alg.upper(), data)

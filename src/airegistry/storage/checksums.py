@@ -50,7 +50,7 @@ class _Crc32c:
         self._value = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._value = self._crc(bytes(data) if not isinstance(data, bytes) else data, self._value)
+        self._value = self._crc(data, self._value)  # awscrt takes any buffer, no copy
 
     def digest(self) -> bytes:
         return self._value.to_bytes(4, "big")
@@ -64,7 +64,7 @@ class _Crc64Nvme:
         self._value = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._value = self._crc(bytes(data) if not isinstance(data, bytes) else data, self._value)
+        self._value = self._crc(data, self._value)  # awscrt takes any buffer, no copy
 
     def digest(self) -> bytes:
         return self._value.to_bytes(8, "big")
