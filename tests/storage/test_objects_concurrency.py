@@ -53,13 +53,16 @@ def test_concurrent_writers_and_readers_never_tear(tmp_path: Path) -> None:
 
     def reader() -> None:
         try:
-            while not done.is_set():
+            while True:  # at least one read even if the writers finish first
+                finished = done.is_set()
                 info, stream = store.open_object("bkt", "hot")
                 with stream:
                     data = stream.read()  # verify=True: raises if bytes and record disagree
                 assert _is_whole_version(data, size)
                 assert info.sha256 == hashlib.sha256(data).hexdigest()
                 reads[0] += 1
+                if finished:
+                    return
         except BaseException as exc:
             errors.append(exc)
 
