@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,23 +35,41 @@ from typing import Any
 
 from airegistry.runtime.pool import FunctionSpec, WorkerPool, isolation_status
 
+try:  # optional: CPU accounting of worker processes (a dev dependency)
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
+
 FUNCTIONS: dict[str, str] = {
     "trivial": """
         def lambda_handler(event, context):
             return {"reward": 1.0}
     """,
+    # Shaped like a GSM8K-style verifier: take the *last* "Answer:" in a chain-of-thought
+    # response, normalise "1,234", "$12", "3/4", compare numerically, explain the verdict.
     "realistic": """
+        import math
         import re
 
-        _ANSWER = re.compile(r"Answer:\\s*(-?\\d+(?:\\.\\d+)?)")
+        _ANSWER = re.compile(r"Answer:\\s*\\$?\\s*(-?[\\d,]*\\.?\\d+(?:/\\d+)?)")
+
+        def _number(text):
+            text = str(text).replace(",", "").strip()
+            if "/" in text:
+                num, den = text.split("/", 1)
+                return float(num) / float(den)
+            return float(text)
 
         def lambda_handler(event, context):
-            match = _ANSWER.search(event["response"])
-            if match is None:
+            matches = _ANSWER.findall(event["response"])
+            if not matches:
                 return {"reward": 0.0, "details": "no 'Answer:' found"}
-            predicted = float(match.group(1))
-            expected = float(event["ground_truth"])
-            correct = abs(predicted - expected) < 1e-6
+            try:
+                predicted = _number(matches[-1])
+                expected = _number(event["ground_truth"])
+            except (ValueError, ZeroDivisionError) as exc:
+                return {"reward": 0.0, "details": f"unparseable answer: {exc}"}
+            correct = math.isclose(predicted, expected, rel_tol=1e-6, abs_tol=1e-9)
             return {
                 "reward": 1.0 if correct else 0.0,
                 "details": f"predicted {predicted:g}, expected {expected:g}",
@@ -97,19 +116,29 @@ class _Ctx:
         return 30_000
 
 
+_STEPS = (
+    "First, I restate the problem: we need the total after combining every quantity given. ",
+    "Next, I add the numbers from the question one by one, keeping track of the carry. ",
+    "Then I double-check the arithmetic by subtracting the parts from the total again. ",
+    "I also make sure the units match what the question asks for before answering. ",
+    "Finally, I verify the result against each constraint stated in the prompt. ",
+)
+
+
 def make_events(n: int) -> list[dict[str, Any]]:
+    """GSM8K-like rows: a chain-of-thought response (~2 KB) ending in 'Answer: N'."""
     events = []
     for i in range(n):
-        truth = i % 97
+        truth = 1000 + (i % 9973)
         answer = truth if i % 3 else truth + 1
-        response = (
-            "Let me work through this step by step. First I add the numbers in the question, "
-            "then I check the carry, and finally I verify the result against the constraints "
-            f"given in the prompt. The computation gives {answer}.\nAnswer: {answer}"
-        )
+        steps = "".join(_STEPS[(i + k) % len(_STEPS)] for k in range(24))
+        response = f"{steps}So the intermediate value is {answer - 7} plus 7.\nAnswer: {answer:,}"
         events.append(
-            {"prompt": f"Question {i}: what is {truth} + 0?", "response": response,
-             "ground_truth": truth}
+            {
+                "prompt": f"Question {i}: a shop sells {truth - 7} items and 7 more; how many?",
+                "response": response,
+                "ground_truth": str(truth),
+            }
         )
     return events
 
@@ -128,10 +157,12 @@ def bench_inprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, float
     spec.loader.exec_module(module)
     handler: Callable[[Any, Any], Any] = module.lambda_handler
     ctx = _Ctx()
+    cpu0 = time.process_time()
     start = time.perf_counter()
     for event in events:
         handler(event, ctx)
     total = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
     lat = []
     clock = time.perf_counter
     for event in events[: min(len(events), 20000)]:
@@ -139,11 +170,28 @@ def bench_inprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, float
         handler(event, ctx)
         lat.append(clock() - t)
     p50, p99 = percentiles(lat)
-    return {"rate": len(events) / total, "p50": p50, "p99": p99}
+    return {"rate": len(events) / total, "p50": p50, "p99": p99, "cpu_us": cpu / len(events) * 1e6}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tree_cpu(procs: list[Any]) -> float:
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except Exception:
+            pass
+    return total
 
 
 def bench_subprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, float]:
     lat = []
+    cpu0 = time.process_time() + _children_cpu()
     start = time.perf_counter()
     for event in events:
         t = time.perf_counter()
@@ -154,15 +202,19 @@ def bench_subprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, floa
         )
         lat.append(time.perf_counter() - t)
     total = time.perf_counter() - start
+    cpu = time.process_time() + _children_cpu() - cpu0
     p50, p99 = percentiles(lat)
-    return {"rate": len(events) / total, "p50": p50, "p99": p99}
+    return {"rate": len(events) / total, "p50": p50, "p99": p99, "cpu_us": cpu / len(events) * 1e6}
 
 
 def bench_pool(pool: WorkerPool, events: list[dict[str, Any]], singles: int) -> dict[str, float]:
     pool.invoke_batch(events[: min(len(events), 2000)])  # warm-up: first frames, allocators
+    procs = psutil.Process().children(recursive=True) if psutil else []
+    cpu0 = time.process_time() + _tree_cpu(procs)
     start = time.perf_counter()
     results = pool.invoke_batch(events)
     total = time.perf_counter() - start
+    cpu = time.process_time() + _tree_cpu(procs) - cpu0
     failed = [r.payload for r in results if not r.ok]
     if failed:
         raise SystemExit(f"pool returned errors: {failed[:3]}")
@@ -172,7 +224,8 @@ def bench_pool(pool: WorkerPool, events: list[dict[str, Any]], singles: int) -> 
         pool.invoke(event)
         lat.append(time.perf_counter() - t)
     p50, p99 = percentiles(lat)
-    return {"rate": len(events) / total, "p50": p50, "p99": p99}
+    cpu_us = cpu / len(events) * 1e6 if psutil else float("nan")
+    return {"rate": len(events) / total, "p50": p50, "p99": p99, "cpu_us": cpu_us}
 
 
 def bench_recovery(code: Path, isolation: str, rounds: int) -> dict[str, list[float]]:
@@ -208,7 +261,13 @@ def main() -> None:
     status = isolation_status()
     print(f"host: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     print(f"isolation probe: {status['mode']} ({status['reason']})")
-    print(f"pool: workers={args.workers}, isolation={args.isolation}\n")
+    load = os.getloadavg()[0]
+    print(f"pool: workers={args.workers}, isolation={args.isolation}")
+    print(f"load average at start: {load:.2f} on {os.cpu_count()} cores")
+    if load > (os.cpu_count() or 1) * 0.5:
+        print("WARNING: the machine is busy; wall-clock ratios are distorted by contention, "
+              "compare the CPU us/call column (total CPU of all processes per call)")
+    print()
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-evaluators-") as tmp:
@@ -232,13 +291,16 @@ def main() -> None:
             rows.append((name, f"(c) pool [{mode}]", c, c["rate"] / a["rate"]))
         recovery = bench_recovery(codes["faulty"], args.isolation, 3 if args.quick else 7)
 
-    header = f"{'function':<10} {'mode':<22} {'calls/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'x (a)':>8}"
+    header = (
+        f"{'function':<10} {'mode':<22} {'calls/s':>12} {'p50 ms':>9} {'p99 ms':>9} "
+        f"{'x (a)':>8} {'CPU us/call':>12}"
+    )
     print(header)
     print("-" * len(header))
     for name, mode, r, ratio in rows:
         print(
             f"{name:<10} {mode:<22} {r['rate']:>12,.0f} {r['p50']:>9.3f} {r['p99']:>9.3f} "
-            f"{ratio:>8.2f}"
+            f"{ratio:>8.2f} {r['cpu_us']:>12.2f}"
         )
     print()
     for kind, limit in (("timeout", 100), ("crash", 50)):
