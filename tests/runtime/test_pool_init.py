@@ -224,3 +224,45 @@ def test_concurrent_first_calls_share_one_start(tmp_path: Path) -> None:
         assert p.stats()["restarts"] == 0
     finally:
         p.close()
+
+
+PARENT = """
+import sys, time
+from pathlib import Path
+from airegistry.runtime.pool import FunctionSpec, WorkerPool
+pool = WorkerPool(FunctionSpec(Path(sys.argv[1])), workers=2, isolation=sys.argv[2])
+pool.start()
+assert pool.invoke({"x": 1}).ok
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+@pytest.mark.parametrize("mode", ["limits", "full"])
+def test_workers_die_with_their_parent(tmp_path: Path, mode: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    if mode == "full" and not pool_mod.isolation_status()["bwrap"]:
+        pytest.skip(f"full isolation unavailable: {pool_mod.isolation_status()['reason']}")
+    code = code_dir(tmp_path, OK)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(code), mode], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline().strip() == "ready"
+        descendants = psutil.Process(parent.pid).children(recursive=True)
+        assert len(descendants) >= 3  # two workers and the spare (plus bwrap helpers)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 20
+    alive = descendants
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.05)
+    assert alive == []
