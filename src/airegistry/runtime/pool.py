@@ -276,7 +276,12 @@ class _Worker:
     # -- lifecycle -------------------------------------------------------------------------
 
     def kill(self) -> None:
-        if self.killed:
+        """SIGKILL the worker's whole process group (the worker is its session leader).
+
+        Never after the leader was reaped: its pid could have been reused by then.
+        """
+        if self.killed or self.popen.returncode is not None:
+            self.killed = True
             return
         self.killed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -285,12 +290,26 @@ class _Worker:
             os.kill(self.pid, signal.SIGKILL)
 
     def exit_description(self, wait_s: float = 2.0) -> tuple[str, str]:
-        """(errorType, message) describing how the process ended; kills it if it lingers."""
-        try:
-            rc = self.popen.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.popen.wait()
+        """(errorType, message) describing how the process ended; kills it if it lingers.
+
+        Waits for the exit *without reaping* (``WNOWAIT``) so that anything the function
+        spawned can still be killed by process group before the leader's pid is released.
+        """
+        deadline = time.monotonic() + wait_s
+        exited = False
+        while True:
+            try:
+                exited = (
+                    os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None
+                )
+            except ChildProcessError:
+                exited = True
+            if exited or time.monotonic() >= deadline:
+                break
+            time.sleep(0.001)
+        self.kill()
+        rc = self.popen.wait()
+        if not exited:
             return (
                 E.PROTOCOL_ERROR,
                 "Runtime closed its result channel without exiting; the worker was killed",
@@ -358,7 +377,10 @@ class _Worker:
         """Block until the worker's ``Hello``; raise ``_StartupFailed`` if it never comes."""
         while not self.ready:
             remaining = self.ready_deadline - time.monotonic()
-            r, _, _ = select.select([self.res_fd], [], [], max(0.0, remaining))
+            events = self.poller.poll(max(0, int(remaining * 1000)) if remaining > 0 else 0)
+            if self.want_write:
+                self.flush_out()  # the Init frame, if the pipe did not take it at once
+            r = [fd for fd, _ in events if fd == self.res_fd]
             if not r and remaining <= 0:
                 raise _StartupFailed(
                     F.ErrorInfo(
