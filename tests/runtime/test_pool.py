@@ -91,6 +91,20 @@ HANDLER = textwrap.dedent(
             os.write(result_fd, bytes.fromhex(event["hex"]))
             time.sleep(1)
             return {"reward": 1.0}
+        if kind == "forge_slot":
+            # Hostile: keep telling the parent "idle" / "just started" to dodge the deadline.
+            import mmap
+            import threading
+            slot = memoryview(mmap.mmap(int(sys.argv[2].split(",")[2]), 16)).cast("q")
+            own_id = slot[0]  # -1: keep our real call id but keep "restarting" its clock
+            forged = own_id if event["forged_id"] == -1 else event["forged_id"]
+            def forge():
+                while True:
+                    slot[1] = time.monotonic_ns()
+                    slot[0] = forged
+                    time.sleep(0.001)
+            threading.Thread(target=forge, daemon=True).start()
+            time.sleep(3600)
         return {"unknown": kind}
     '''
 )
@@ -365,3 +379,12 @@ def test_closed_pool_refuses_calls(tmp_path: Path) -> None:
     assert p.stats()["closed"]
     with pytest.raises(PoolClosedError):
         p.invoke({"kind": "echo"})
+
+
+@pytest.mark.parametrize("forged_id", [0, -1, 10**9])
+def test_forging_the_deadline_slot_does_not_escape_the_timeout(
+    pool: WorkerPool, forged_id: int
+) -> None:
+    result = pool.invoke({"kind": "forge_slot", "forged_id": forged_id})
+    assert error_type(result) == "Sandbox.Timedout"
+    assert pool.invoke({"kind": "echo"}).ok

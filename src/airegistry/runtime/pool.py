@@ -937,7 +937,7 @@ class WorkerPool:
             except (F.FrameError, msgspec.DecodeError) as exc:
                 culprit = watch.running_call(worker, flight)
                 raise _Loss("protocol", culprit, str(exc)) from None
-            watch.progress(time.monotonic_ns())
+            watch.progress(time.monotonic_ns(), flight.expected)
         if worker.want_write:
             worker.flush_out()
 
@@ -1076,9 +1076,13 @@ class _Watch:
         self.first_seen: dict[int, int] = {}
         self.last_progress = now
 
-    def progress(self, now: int) -> None:
+    def progress(self, now: int, expected: int) -> None:
+        """Results arrived: forget the idle marker and every call answered by now."""
         self.last_progress = now
-        self.first_seen.pop(0, None)
+        seen = self.first_seen
+        if seen:
+            for cid in [c for c in seen if c < expected]:
+                del seen[cid]
 
     @staticmethod
     def running_call(worker: _Worker, flight: _Flight) -> int | None:
