@@ -662,3 +662,38 @@ def test_damaged_block_table_is_detected_on_ranged_reads(
         bad.read()
     # the whole-object hash does not cover the table, so a full read still succeeds
     assert store.read_bytes("bkt", "t") == data
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_for_large_objects(store: ObjectStore) -> None:
+    import tracemalloc
+
+    chunk = os.urandom(CHUNK_SIZE)
+    total = 64 * CHUNK_SIZE
+
+    def body():
+        for _ in range(64):
+            yield chunk  # the same buffer: only the store's own allocations are measured
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        info = store.put_object("bkt", "large", body(), checksum=("CRC32", None))
+        _, put_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        _, stream = store.open_object("bkt", "large")
+        seen = 0
+        with stream:
+            for part in stream:
+                seen += len(part)
+        _, get_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        store.copy_object("bkt", "large", "bkt", "large-copy")
+        _, copy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.size == seen == total
+    # a handful of 1 MiB buffers at most, whatever the object size (64 MiB here)
+    assert put_peak < 8 * CHUNK_SIZE, put_peak
+    assert get_peak < 8 * CHUNK_SIZE, get_peak
+    assert copy_peak < 8 * CHUNK_SIZE, copy_peak

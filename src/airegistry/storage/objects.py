@@ -715,12 +715,27 @@ class ObjectStream(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             return self.readall()
-        buf = bytearray(min(size, max(self._remaining, 0)))
-        if not buf:
-            self.readinto(buf)  # runs the EOF verification for empty objects
-            return b""
-        n = self.readinto(buf)
-        return bytes(buf[:n])
+        if self.closed:
+            raise ValueError("I/O operation on closed object stream")
+        n = min(size, max(self._remaining, 0))
+        if n == 0 or self._verify_blocks:
+            buf = bytearray(n)
+            got = self.readinto(buf)  # n == 0 runs the EOF verification of empty objects
+            return bytes(buf[:got])
+        data = os.pread(self._fd, n, self._pos)  # one allocation per chunk on the hot path
+        if not data:
+            raise CorruptObjectError(
+                f"s3://{self.info.bucket}/{self.info.key}: stored file ended early",
+                bucket=self.info.bucket,
+                key=self.info.key,
+            )
+        if self._hash is not None:
+            self._hash.update(data)
+        self._pos += len(data)
+        self._remaining -= len(data)
+        if self._remaining == 0:
+            self._finish()  # before returning the last bytes: never complete a corrupt body
+        return data
 
     def readall(self) -> bytes:
         parts = []
