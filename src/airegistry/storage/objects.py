@@ -675,7 +675,9 @@ class ObjectStream(io.RawIOBase):
             return 0
         if self._verify_blocks:
             return self._readinto_verified(view[:n])
-        got = os.preadv(self._fd, [view[:n]], self._pos)
+        data = os.pread(self._fd, n, self._pos)  # pread: portable (preadv is not on every OS)
+        got = len(data)
+        view[:got] = data
         if got <= 0:
             raise CorruptObjectError(
                 f"s3://{self.info.bucket}/{self.info.key}: stored file ended early",
