@@ -1607,6 +1607,8 @@ class ObjectStore:
             return None  # deleted since the directory was read
         try:
             doc, _ = _read_trailer(fd, f"s3://{bucket}/{key}")
+            if doc.get("key") != key:
+                return None  # a file copied or moved by hand: head/get report it as corrupt
             return _info_from_trailer(bucket, key, doc)
         except CorruptObjectError:
             return None  # reported by head/get/verify; a listing must not fail for one object
