@@ -15,6 +15,7 @@ This module is also loaded *by file path* inside the worker (which must not impo
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Any
 
@@ -93,27 +94,30 @@ class Hello(msgspec.Struct, array_like=True, tag="hello"):
     error: ErrorInfo | None = None
 
 
-class Result(msgspec.Struct, array_like=True, gc=False):
-    """One call's outcome; ``payload`` is decoded to plain Python values.
+class Results(msgspec.Struct, array_like=True, tag="results"):
+    """Outcomes of consecutive calls ``first_id, first_id + 1, ...`` of one worker.
 
-    The worker encodes results as plain tuples ``("results", [(id, ok, payload, error,
-    duration_us, logs), ...])`` -- the same wire shape as this tagged array-like Struct --
-    because building a Struct per call costs more than the call itself for fast handlers.
+    Each item is a map ``{"ok", "payload", "duration_ms", "logs"}`` -- exactly the fields of
+    ``airegistry.runtime.pool.InvocationResult``, which the parent decodes the items into
+    directly (a failed call's payload is already the Lambda error dict). ``items`` is typed
+    loosely here because this module cannot import the pool; the parent builds its decoder
+    with :func:`results_type`.
     """
 
-    id: int
-    ok: bool
-    payload: Any
-    error: ErrorInfo | None
-    duration_us: int
-    logs: str
+    first_id: int
+    items: list[Any]
 
 
-class Results(msgspec.Struct, array_like=True, tag="results"):
-    results: list[Result]
+@functools.lru_cache(maxsize=8)
+def results_type(item_type: Any) -> Any:
+    """A ``Results`` twin whose items decode straight into ``item_type`` (a dataclass)."""
+    return msgspec.defstruct(
+        "TypedResults",
+        [("first_id", int), ("items", list[item_type])],  # type: ignore[valid-type]
+        array_like=True,
+        tag="results",
+    )
 
-
-FromWorker = Hello | Results
 
 # ---------------------------------------------------------------------------- codec helpers
 
@@ -171,8 +175,10 @@ class FrameReader:
         return len(self._buf)
 
 
-def decoder_from_worker() -> msgspec.msgpack.Decoder[Hello | Results]:
-    return msgspec.msgpack.Decoder(FromWorker)
+def decoder_from_worker(item_type: Any = Any) -> msgspec.msgpack.Decoder[Any]:
+    """Decoder for everything a worker may send; results items decode into ``item_type``."""
+    results = Results if item_type is Any else results_type(item_type)
+    return msgspec.msgpack.Decoder(Hello | results)
 
 
 def decoder_to_worker() -> msgspec.msgpack.Decoder[Init | Batch]:

@@ -839,7 +839,7 @@ class WorkerPool:
         worker: _Worker | None = None
         flight = _Flight(1)
         watch = _Watch(time.monotonic_ns())
-        decoder = F.decoder_from_worker()
+        decoder = F.decoder_from_worker(InvocationResult)
         encoder = F.FrameEncoder()
         try:
             while True:
@@ -931,9 +931,9 @@ class WorkerPool:
             try:
                 for frame in worker.reader.feed(data):
                     msg = decoder.decode(frame)
-                    if type(msg) is not F.Results:
+                    if type(msg) is F.Hello:
                         raise F.FrameError("unexpected Hello after start-up")
-                    self._deliver_results(msg.results, flight)
+                    self._deliver_results(msg.first_id, msg.items, flight)
             except (F.FrameError, msgspec.DecodeError) as exc:
                 culprit = watch.running_call(worker, flight)
                 raise _Loss("protocol", culprit, str(exc)) from None
@@ -941,33 +941,46 @@ class WorkerPool:
         if worker.want_write:
             worker.flush_out()
 
-    def _deliver_results(self, results: list[F.Result], flight: _Flight) -> None:
+    def _deliver_results(
+        self, first_id: int, items: list[InvocationResult], flight: _Flight
+    ) -> None:
+        """Hand decoded results to their callers (slice assignment: no per-call Python work)."""
+        if first_id != flight.expected:
+            raise F.FrameError(f"results start at call {first_id} where {flight.expected} was due")
+        for item in [it for it in items if not it.ok]:
+            payload = item.payload
+            if not (
+                isinstance(payload, dict)
+                and isinstance(payload.get("errorType"), str)
+                and isinstance(payload.get("errorMessage"), str)
+            ):
+                item.payload = {
+                    "errorMessage": "the worker reported a failure without a valid error",
+                    "errorType": E.PROTOCOL_ERROR,
+                    "stackTrace": [],
+                }
         chunks = flight.chunks
-        expected = flight.expected
         delivered = flight.delivered
-        chunk = chunks[0][1] if chunks else None
+        done = 0
+        total = len(items)
         try:
-            for r in results:
-                if r.id != expected or chunk is None:
-                    raise F.FrameError(f"result for call {r.id} where {expected} was due")
-                if r.ok:
-                    res = InvocationResult(True, r.payload, r.duration_us / 1000.0, r.logs)
-                else:
-                    err = r.error or F.ErrorInfo(
-                        E.PROTOCOL_ERROR, "worker reported a failure without an error"
-                    )
-                    res = InvocationResult(False, err.as_payload(), r.duration_us / 1000.0, r.logs)
-                chunk.sink.results[chunk.offset + delivered] = res
-                expected += 1
-                delivered += 1
-                if delivered == len(chunk.events):
+            while done < total:
+                if not chunks:
+                    raise F.FrameError("results for calls this worker was not running")
+                chunk = chunks[0][1]
+                size = len(chunk.events)
+                step = min(total - done, size - delivered)
+                base = chunk.offset + delivered
+                chunk.sink.results[base : base + step] = items[done : done + step]
+                done += step
+                delivered += step
+                if delivered == size:
                     chunks.popleft()
-                    flight.count -= delivered
-                    chunk.sink.complete(delivered)
+                    flight.count -= size
+                    chunk.sink.complete(size)
                     delivered = 0
-                    chunk = chunks[0][1] if chunks else None
         finally:
-            flight.expected = expected
+            flight.expected = first_id + done
             flight.delivered = delivered
 
     def _fail_range(

@@ -73,7 +73,7 @@ class _Capture:
             joined = "".join(self.parts)
             keep = joined[-self.cap :]
             self.dropped += len(joined) - len(keep)
-            self.parts = [keep]
+            self.parts[:] = [keep]  # in place: the run loop holds a reference to this list
             self.size = len(keep)
 
     def take(self) -> str:
@@ -85,7 +85,7 @@ class _Capture:
             text = text[-self.cap :]
         if self.dropped:
             text = f"[... {self.dropped} characters of output truncated ...]\n{text}"
-        self.parts = []
+        self.parts.clear()
         self.size = 0
         self.dropped = 0
         return text
@@ -485,7 +485,7 @@ def _marshal(out: Any) -> Any:
 
 
 class _Emitter:
-    """Sends result tuples to the parent, splitting frames and isolating bad payloads."""
+    """Sends results to the parent, splitting frames and isolating bad payloads."""
 
     def __init__(self, res_fd: int, cap_fd: int, log_cap: int, encoder: Any) -> None:
         self.res_fd = res_fd
@@ -496,7 +496,7 @@ class _Emitter:
         # flush instead of once per call (an fstat per call costs more than a fast handler).
         self.precise_fd_logs = False
 
-    def emit(self, pending: list[Any]) -> None:
+    def emit(self, first_id: int, pending: list[dict[str, Any]]) -> None:
         if not self.precise_fd_logs and os.fstat(self.cap_fd).st_size:
             extra = _drain_fd_output(self.cap_fd, self.log_cap)
             if len(pending) > 1:
@@ -504,17 +504,16 @@ class _Emitter:
                     f"[output written straight to fd 1/2 by one of the last {len(pending)} "
                     f"calls]\n{extra}"
                 )
-            last = pending[-1]
-            pending[-1] = (*last[:5], last[5] + extra)
+            pending[-1]["logs"] += extra
             self.precise_fd_logs = True
-        self._send(pending)
+        self._send(first_id, pending)
 
-    def _send(self, pending: list[Any]) -> None:
+    def _send(self, first_id: int, pending: list[dict[str, Any]]) -> None:
         """Write results; a frame over Lambda's response limit is split down to single results
         so only an oversized (or unencodable) payload itself fails."""
         limit = _frames.MAX_RESPONSE_BYTES
         try:
-            frame: bytearray | None = self.encoder.encode(("results", pending))
+            frame: bytearray | None = self.encoder.encode(("results", first_id, pending))
         except (TypeError, ValueError, OverflowError, MemoryError, RecursionError):
             frame = None
         if frame is not None and len(frame) <= limit:
@@ -522,12 +521,12 @@ class _Emitter:
             return
         if len(pending) > 1:
             half = len(pending) // 2
-            self._send(pending[:half])
-            self._send(pending[half:])
+            self._send(first_id, pending[:half])
+            self._send(first_id + half, pending[half:])
             return
-        cid, _ok, payload, error, duration, logs = pending[0]
+        item = pending[0]
         try:
-            size = len(self.encoder.encode_value(payload))
+            size = len(self.encoder.encode_value(item["payload"]))
         except (TypeError, ValueError, OverflowError, MemoryError, RecursionError) as exc:
             error = _error("Runtime.MarshalError", f"Unable to marshal response: {_safe_str(exc)}")
         else:
@@ -539,10 +538,8 @@ class _Emitter:
                 f"Response payload size ({size} bytes) exceeded maximum allowed payload "
                 f"size ({limit} bytes).",
             )
-        _write_all(
-            self.res_fd,
-            self.encoder.encode(("results", [(cid, False, None, error, duration, logs)])),
-        )
+        failed = {**item, "ok": False, "payload": error.as_payload()}
+        _write_all(self.res_fd, self.encoder.encode(("results", first_id, [failed])))
 
 
 def _run_batches(
@@ -565,51 +562,59 @@ def _run_batches(
     Ctx = LambdaContext
     emitter = _Emitter(res_fd, cap_fd, log_cap, encoder)
     marshal_errors = (_NotJSON, TypeError, ValueError, RecursionError)
+    parts = capture.parts  # cleared in place by take(), so this stays the live list
+    take = capture.take
+    precise = emitter.precise_fd_logs
 
     while True:
         frame = _read_frame(cmd)
         if frame is None:
             os._exit(0)
         batch = to_worker.decode(frame)
-        cid = batch.first_id
-        pending: list[Any] = []
+        cid = first = batch.first_id
+        pending: list[dict[str, Any]] = []
         pending_bytes = 0
         last_flush = monotonic_ns()
         for event in batch.events:
             t0 = monotonic_ns()
             slot[1] = t0
             slot[0] = cid
-            error = None
+            ok = True
             try:
                 out = func(event, Ctx(t0 + timeout_ns))
             except BaseException as exc:
-                out = None
-                error = _describe(exc, memory_mb)
+                ok = False
+                out = _describe(exc, memory_mb).as_payload()
             else:
                 try:
                     out = _marshal(out)
                 except marshal_errors as exc:
-                    out = None
-                    error = _error(
+                    ok = False
+                    out = _error(
                         "Runtime.MarshalError", f"Unable to marshal response: {_safe_str(exc)}"
-                    )
+                    ).as_payload()
             end = monotonic_ns()
             slot[0] = 0
-            logs = capture.take() if capture.parts else ""
-            if emitter.precise_fd_logs and fstat(cap_fd).st_size:
+            logs = take() if parts else ""
+            if precise and fstat(cap_fd).st_size:
                 extra = _drain_fd_output(cap_fd, log_cap)
                 logs = f"{logs}{extra}" if logs else extra
-            pending.append((cid, error is None, out, error, (end - t0) // 1000, logs))
+            pending.append(
+                {"ok": ok, "payload": out, "duration_ms": (end - t0) / 1e6, "logs": logs}
+            )
             cid += 1
             if logs:
                 pending_bytes += len(logs)
             if end - last_flush >= flush_ns or pending_bytes >= _FLUSH_BYTES:
-                emitter.emit(pending)
+                emitter.emit(first, pending)
+                precise = emitter.precise_fd_logs
+                first = cid
                 pending = []
                 pending_bytes = 0
                 last_flush = monotonic_ns()
         if pending:
-            emitter.emit(pending)
+            emitter.emit(first, pending)
+            precise = emitter.precise_fd_logs
 
 
 def main(argv: list[str] | None = None) -> None:
