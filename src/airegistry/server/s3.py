@@ -410,9 +410,11 @@ class S3Handler:
                          verified: sigv4.VerifiedRequest | None, bucket: str, key: str) -> None:
         body, kwargs, _ = self._body_plan(ctx, reader, verified)
         await self._check_write_preconditions(ctx, bucket, key)
-        info = await run_sync(lambda: self.objects.put_object(
-            bucket, key, body, content_type=ctx.headers.get("content-type"),
-            metadata=_metadata(ctx), **kwargs))
+        metadata = _metadata(ctx)
+        async with reader.prefetching():
+            info = await run_sync(lambda: self.objects.put_object(
+                bucket, key, body, content_type=ctx.headers.get("content-type"),
+                metadata=metadata, **kwargs))
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))]
         for alg, val in (info.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
@@ -438,8 +440,9 @@ class S3Handler:
         if not num_txt.isdigit() or not 1 <= int(num_txt) <= 10000:
             raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
         body, kwargs, _ = self._body_plan(ctx, reader, verified)
-        part = await run_sync(lambda: self.objects.upload_part(
-            bucket, key, upload_id, int(num_txt), body, **kwargs))
+        async with reader.prefetching():
+            part = await run_sync(lambda: self.objects.upload_part(
+                bucket, key, upload_id, int(num_txt), body, **kwargs))
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(part.etag))]
         for alg, val in (part.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))

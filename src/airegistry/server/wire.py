@@ -7,9 +7,12 @@ blocking store call running in a worker thread, and streaming a file back.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -21,6 +24,12 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+#: Bytes of request body read ahead of the worker thread (per request).
+PREFETCH_BUDGET = 8 * 1024 * 1024
+#: Most bytes handed to the worker thread per event-loop hop.
+PREFETCH_BATCH = 4 * 1024 * 1024
 
 
 class ClientDisconnected(Exception):
@@ -107,6 +116,7 @@ class BodyReader:
         self._limit = limit
         self._done = False
         self.consumed = 0
+        self._prefetch: _Prefetch | None = None
 
     @property
     def done(self) -> bool:
@@ -138,11 +148,36 @@ class BodyReader:
             parts.append(chunk)
 
     def sync_iter(self) -> Iterator[bytes]:
+        """The body for a worker thread; inside :meth:`prefetching` it is read ahead."""
+        prefetch = self._prefetch
         while True:
-            chunk = anyio.from_thread.run(self.read_chunk)
+            if prefetch is not None:
+                chunk = anyio.from_thread.run(prefetch.take, PREFETCH_BATCH)
+            else:
+                chunk = anyio.from_thread.run(self.read_chunk)
             if not chunk:
                 return
             yield chunk
+
+    @contextlib.asynccontextmanager
+    async def prefetching(self, budget: int = PREFETCH_BUDGET) -> AsyncIterator[None]:
+        """Keep reading the socket while the worker thread hashes and writes.
+
+        Without read-ahead the event loop only receives the next piece when the thread
+        asks for it, so network and disk/hash work take turns; with it they overlap.
+        ``budget`` bounds the bytes held, so memory stays flat whatever the body size.
+        """
+        prefetch = _Prefetch(self, budget)
+        task = asyncio.ensure_future(prefetch.run())
+        self._prefetch = prefetch
+        try:
+            yield
+        finally:
+            self._prefetch = None
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def drain(self, max_bytes: int = 1 << 20) -> None:
         """Discard a little unread body so the connection can be reused after an error."""
@@ -171,3 +206,56 @@ async def send_response(
 
 async def run_sync(fn: Callable[..., Any], *args: Any) -> Any:
     return await anyio.to_thread.run_sync(fn, *args)
+
+
+class _Prefetch:
+    """Bounded read-ahead of a request body: an event-loop task fills, a thread drains."""
+
+    def __init__(self, reader: BodyReader, budget: int) -> None:
+        self.reader = reader
+        self.budget = budget
+        self.buffered = 0
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.done = False
+        self.error: BaseException | None = None
+        self.cond = asyncio.Condition()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                async with self.cond:
+                    await self.cond.wait_for(lambda: self.buffered < self.budget)
+                chunk = await self.reader.read_chunk()
+                async with self.cond:
+                    if chunk:
+                        self.chunks.append(chunk)
+                        self.buffered += len(chunk)
+                    else:
+                        self.done = True
+                    self.cond.notify_all()
+                if not chunk:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # disconnect or size cap: handed to the consumer
+            async with self.cond:
+                self.error = exc
+                self.done = True
+                self.cond.notify_all()
+
+    async def take(self, max_bytes: int) -> bytes:
+        async with self.cond:
+            await self.cond.wait_for(lambda: bool(self.chunks) or self.done)
+            if self.chunks:
+                out: list[bytes] = []
+                size = 0
+                while self.chunks and size < max_bytes:
+                    piece = self.chunks.popleft()
+                    out.append(piece)
+                    size += len(piece)
+                self.buffered -= size
+                self.cond.notify_all()
+                return out[0] if len(out) == 1 else b"".join(out)
+            if self.error is not None:
+                raise self.error
+            return b""
