@@ -131,3 +131,17 @@ def test_aws_cli(server: RunningServer, bucket: str, tmp_path: Path) -> None:
     assert (tmp_path / "down.txt").read_text() == "hello from the aws cli\n"
     ident = json.loads(run("sts", "get-caller-identity"))
     assert ident["Arn"].endswith(f"/{server.access_key}")
+
+
+def test_duckdb_through_s3fs(server: RunningServer, s3: Any, bucket: str) -> None:
+    """DuckDB reads objects through an fsspec filesystem (no httpfs download needed)."""
+    duckdb = pytest.importorskip("duckdb")
+    s3fs = pytest.importorskip("s3fs")
+    s3.put_object(Bucket=bucket, Key="d/rows.jsonl",
+                  Body="".join(json.dumps({"i": i}) + "\n" for i in range(100)).encode())
+    fs = s3fs.S3FileSystem(key=server.access_key, secret=server.secret_key,
+                           client_kwargs={"endpoint_url": server.url, "region_name": "us-east-1"})
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    total = con.execute(f"SELECT sum(i) FROM read_json_auto('s3://{bucket}/d/rows.jsonl')").fetchone()
+    assert total == (sum(range(100)),)
