@@ -50,6 +50,8 @@ else:  # run by path: load the sibling module without importing the airegistry p
 # finished calls survive a later call that hangs or crashes (they would otherwise be re-run).
 _FLUSH_BYTES = 1 << 20
 _PR_SET_PDEATHSIG = 1
+_NOBODY = 65534
+_NPROC_LIMIT = 1024
 
 
 # ------------------------------------------------------------------------------------ capture
@@ -359,6 +361,11 @@ def _apply_limits(init: _frames.Init) -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         cap = init.nofile_limit if hard == resource.RLIM_INFINITY else min(hard, init.nofile_limit)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, cap), cap))
+    if os.getuid() == _NOBODY:
+        # Only for the dedicated sandbox uid: for a developer's own uid the count would include
+        # their whole session. Stops fork bombs; generous enough for BLAS thread pools.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NPROC, (_NPROC_LIMIT, _NPROC_LIMIT))
     # Writes past RLIMIT_FSIZE fail with EFBIG instead of killing the worker.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
