@@ -67,6 +67,10 @@ HANDLER = textwrap.dedent(
         if kind == "alloc":
             blob = bytearray(20 * 1024 ** 3)
             return {"size": len(blob)}
+        if kind == "big":
+            return {"blob": "x" * event["size"]}
+        if kind == "huge_int":
+            return {"reward": 2 ** 70}
         if kind == "set":
             return {"reward": {1, 2}}
         if kind == "object":
@@ -388,3 +392,20 @@ def test_forging_the_deadline_slot_does_not_escape_the_timeout(
     result = pool.invoke({"kind": "forge_slot", "forged_id": forged_id})
     assert error_type(result) == "Sandbox.Timedout"
     assert pool.invoke({"kind": "echo"}).ok
+
+
+def test_oversized_response_fails_only_that_call(pool: WorkerPool) -> None:
+    events = [{"kind": "big", "size": 1_000_000} for _ in range(12)]
+    events[5] = {"kind": "big", "size": 7 * 1024 * 1024}
+    results = pool.invoke_batch(events)
+    assert error_type(results[5]) == "Function.ResponseSizeTooLarge"
+    assert "exceeded maximum allowed payload size" in results[5].payload["errorMessage"]
+    for i, result in enumerate(results):
+        if i != 5:
+            assert result.ok and len(result.payload["blob"]) == 1_000_000
+
+
+def test_integer_too_large_for_the_wire_is_marshal_error(pool: WorkerPool) -> None:
+    results = pool.invoke_batch([{"kind": "echo"}, {"kind": "huge_int"}, {"kind": "echo"}])
+    assert results[0].ok and results[2].ok
+    assert error_type(results[1]) == "Runtime.MarshalError"
