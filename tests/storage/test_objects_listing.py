@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -247,3 +249,34 @@ def test_rolled_up_directories_respect_start_after(store: ObjectStore) -> None:
         got = [("key", o.key) for o in r.contents] + [("prefix", p) for p in r.common_prefixes]
         got.sort(key=lambda t: t[1].encode())
         assert got == reference(keys, "", "/", after), after
+
+
+def test_big_folder_listing_cache_sees_every_change(store: ObjectStore, tmp_path: Path) -> None:
+    """Pages of a big, quiet folder reuse one sorted scan; any change invalidates it."""
+    keys = [f"big/{i:05d}" for i in range(600)]
+    for k in keys:
+        store.put_object("bkt", k, b"")
+    folder = tmp_path / "blobs" / "buckets" / "bkt" / "objects" / "big@d"
+    old = os.stat(folder).st_mtime_ns - 3600 * 10**9
+    os.utime(folder, ns=(old, old))  # make the folder "quiet" so its scan may be cached
+    assert paged(store, "big/", None, 100) == reference(keys, "big/", None)
+    assert str(folder) in store._dir_cache._dirs  # the scan was reused across pages
+
+    store.put_object("bkt", "big/00100x", b"")  # lands mid-folder, changes its mtime
+    store.delete_object("bkt", "big/00200")
+    keys = sorted([*keys, "big/00100x"])
+    keys.remove("big/00200")
+    assert paged(store, "big/", None, 100) == reference(keys, "big/", None)
+    assert paged(store, "big/", "/", 7) == reference(keys, "big/", "/")
+
+
+def test_busy_folders_are_not_cached(store: ObjectStore, tmp_path: Path) -> None:
+    keys = [f"busy/{i:04d}" for i in range(600)]
+    for k in keys:
+        store.put_object("bkt", k, b"")
+    folder = tmp_path / "blobs" / "buckets" / "bkt" / "objects" / "busy@d"
+    recent = time.time_ns() + 3600 * 10**9  # as if written just now (never "quiet")
+    os.utime(folder, ns=(recent, recent))
+    assert paged(store, "busy/", None, 100) == reference(keys, "busy/", None)
+    # an mtime this recent cannot prove that a later change would alter it
+    assert str(folder) not in store._dir_cache._dirs

@@ -40,6 +40,7 @@ POSIX only (``fcntl.flock``, ``os.pread``, directory fsync).
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import errno
 import fcntl
@@ -57,6 +58,7 @@ import struct
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -775,22 +777,39 @@ class _WalkState:
     instead of being walked: listing ``a/`` over a million keys below it stays cheap.
     """
 
-    def __init__(self, prefix: bytes, after: bytes, *, rollup_slash: bool = False) -> None:
+    def __init__(
+        self,
+        prefix: bytes,
+        after: bytes,
+        *,
+        rollup_slash: bool = False,
+        dirs: _DirCache | None = None,
+    ) -> None:
         self.prefix = prefix
         self.after = after
         self.rollup_slash = rollup_slash
+        self.dirs = dirs
 
 
-def _children(dirpath: str, name_prefix: str = "") -> list[tuple[bytes, bool, str]]:
-    """(segment bytes, is_dir, path) for the logical entries of a tree directory.
+@dataclass(frozen=True)
+class _DirListing:
+    """The logical entries of one tree directory, sorted in key order."""
 
-    ``@c`` chunk directories are followed so a long segment appears as one entry.
-    """
-    out: list[tuple[bytes, bool, str]] = []
+    sort_keys: list[bytes]  # segment, plus "/" for directories: the order keys sort in
+    entries: list[tuple[bytes, bool, str]]  # (segment bytes, is_dir, path)
+    chunked: bool  # followed @c directories, whose changes the parent's mtime does not show
+
+
+_EMPTY_LISTING = _DirListing([], [], False)
+
+
+def _collect(dirpath: str, name_prefix: str, out: list[tuple[bytes, bool, str]]) -> bool:
+    """Append the entries of ``dirpath`` (following ``@c`` chunk dirs); True if any was followed."""
+    chunked = False
     try:
         entries = list(os.scandir(dirpath))
     except (FileNotFoundError, NotADirectoryError):
-        return out
+        return chunked
     for e in entries:
         name = e.name
         if len(name) < 2 or name[-2] != "@":
@@ -799,7 +818,8 @@ def _children(dirpath: str, name_prefix: str = "") -> list[tuple[bytes, bool, st
         text = name_prefix + name[:-2]
         try:
             if kind == "c" and e.is_dir(follow_symlinks=False):
-                out.extend(_children(e.path, text))
+                _collect(e.path, text, out)
+                chunked = True
                 continue
             if kind == "o" and e.is_file(follow_symlinks=False):
                 is_dir = False
@@ -813,8 +833,57 @@ def _children(dirpath: str, name_prefix: str = "") -> list[tuple[bytes, bool, st
         if seg is None:
             continue
         out.append((seg, is_dir, e.path))
-    out.sort(key=lambda t: t[0] + b"/" if t[1] else t[0])
-    return out
+    return chunked
+
+
+def _scan_dir(dirpath: str) -> _DirListing:
+    out: list[tuple[bytes, bool, str]] = []
+    chunked = _collect(dirpath, "", out)
+    keyed = sorted(
+        ((seg + b"/" if is_dir else seg), (seg, is_dir, path)) for seg, is_dir, path in out
+    )
+    return _DirListing([k for k, _ in keyed], [e for _, e in keyed], chunked)
+
+
+class _DirCache:
+    """Sorted listings of big directories, reused while the directory has not changed.
+
+    Paging through a folder of N objects would otherwise rescan and re-sort all N entries for
+    every page.  A listing is reused only while the directory's (device, inode, mtime_ns) is
+    the one stat()ed before it was scanned, and it is only cached when that mtime was already
+    QUIET_NS old: any later change to the directory (by any process) then sets an mtime that is
+    necessarily different, even on filesystems with coarse timestamps.  Directories that follow
+    ``@c`` chunk dirs are never cached, since changes inside those do not touch this mtime.
+    """
+
+    MIN_ENTRIES = 512
+    MAX_DIRS = 32
+    QUIET_NS = 3_000_000_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirs: OrderedDict[str, tuple[tuple[int, int, int], _DirListing]] = OrderedDict()
+
+    def get(self, dirpath: str) -> _DirListing:
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            return _EMPTY_LISTING
+        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns)
+        with self._lock:
+            hit = self._dirs.get(dirpath)
+            if hit is not None and hit[0] == stamp:
+                self._dirs.move_to_end(dirpath)
+                return hit[1]
+        listing = _scan_dir(dirpath)
+        quiet = time.time_ns() - st.st_mtime_ns >= self.QUIET_NS
+        if quiet and not listing.chunked and len(listing.entries) >= self.MIN_ENTRIES:
+            with self._lock:
+                self._dirs[dirpath] = (stamp, listing)
+                self._dirs.move_to_end(dirpath)
+                while len(self._dirs) > self.MAX_DIRS:
+                    self._dirs.popitem(last=False)
+        return listing
 
 
 def _decode_name(text: str) -> bytes | None:
@@ -857,12 +926,27 @@ def _is_object_entry(e: os.DirEntry[str], subdirs: list[str]) -> bool:
     return False
 
 
+def _first_candidate(listing: _DirListing, key_prefix: bytes, after: bytes) -> int:
+    """Index of the first entry that can hold a key > ``after`` (bisect, not a scan)."""
+    if after <= key_prefix:
+        return 0
+    if not after.startswith(key_prefix):
+        return len(listing.entries)  # after is beyond every key of this directory
+    rel = after[len(key_prefix) :]
+    i = bisect.bisect_right(listing.sort_keys, rel)
+    # a directory whose "seg/" is a prefix of rel sorts before rel but may hold later keys
+    if i > 0 and listing.entries[i - 1][1] and rel.startswith(listing.sort_keys[i - 1]):
+        i -= 1
+    return i
+
+
 def _walk(dirpath: str, key_prefix: bytes, state: _WalkState) -> Iterator[tuple[bytes, str | None]]:
     """Yield (key bytes, file path) in UTF-8 binary order, honouring ``state`` as it changes.
 
     A path of None marks a rolled-up directory (see _WalkState).
     """
-    for seg, is_dir, path in _children(dirpath):
+    listing = state.dirs.get(dirpath) if state.dirs is not None else _scan_dir(dirpath)
+    for seg, is_dir, path in listing.entries[_first_candidate(listing, key_prefix, state.after) :]:
         if is_dir:
             d = key_prefix + seg + b"/"
             if d + b"\xff" <= state.after:
@@ -907,6 +991,7 @@ class ObjectStore:
         for d in (self.root, self._tmp, self._locks, self._buckets):
             d.mkdir(parents=True, exist_ok=True)
         self._secret = self._load_secret()
+        self._dir_cache = _DirCache()
         self.sweep_stale_temps()
 
     # ------------------------------------------------------------------ internals: paths
@@ -1550,7 +1635,7 @@ class ObjectStore:
         last_bound = after
         start_dir, start_prefix = self._start_dir(bdir, prefix)
         if start_dir is not None and max_keys > 0:
-            state = _WalkState(prefix_b, after, rollup_slash=delim_b == b"/")
+            state = _WalkState(prefix_b, after, rollup_slash=delim_b == b"/", dirs=self._dir_cache)
             for k, path in _walk(start_dir, start_prefix, state):
                 cp = None
                 if delim_b is not None:
