@@ -138,14 +138,23 @@ def test_no_trailing_newline(tmp_path) -> None:
     assert r.rows == 3 and [e.line for e in r.errors] == [3]
 
 
-def test_two_rows_on_one_line_and_row_over_two_lines(tmp_path) -> None:
-    # Hostile layout: decoding the whole chunk would see two valid rows.
+@pytest.mark.parametrize("pad", [0, 2000])  # short lines (count path) and long lines (find loop)
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_two_rows_on_one_line_and_row_over_two_lines(tmp_path, pad, eol) -> None:
+    good = {"prompt": "p" * (pad + 1), "completion": "c"}
+    # Hostile layout: decoding the whole chunk at once would see two valid rows.
     data = b'{"prompt":"a","completion":{"x":1}\n}{"prompt":"b","completion":"c"}\n'
-    r = validate(write(tmp_path, "a.jsonl", jsonl([PC] * 5) + data))
-    assert [e.line for e in r.errors] == [6, 7]
-    data = jsonl([PC]) + b'{"prompt":"a","completion":"b"} {"prompt":"a","completion":"b"}\n\n'
-    r = validate(write(tmp_path, "b.jsonl", data))
+    r = validate(write(tmp_path, "a.jsonl", (jsonl([good] * 5) + data + jsonl([good]))
+                       .replace(b"\n", eol)))
+    assert [e.line for e in r.errors] == [6, 7] and r.rows == 8
+    data = b'{"prompt":"a","completion":"b"} {"prompt":"a","completion":"b"}\n\n'
+    r = validate(write(tmp_path, "b.jsonl", (jsonl([good]) + data + jsonl([good] * 3))
+                       .replace(b"\n", eol)))
     assert [e.line for e in r.errors] == [2] and "trailing" in r.errors[0].message
+    assert [w.line for w in r.warnings] == [3] and r.rows == 5
+    data = b'{"prompt":"a",\n"completion":"b"}\n'
+    r = validate(write(tmp_path, "c.jsonl", (jsonl([good] * 3) + data).replace(b"\n", eol)))
+    assert [e.line for e in r.errors] == [4, 5]
 
 
 def test_deeply_nested(tmp_path) -> None:

@@ -109,12 +109,16 @@ def _add_strings(acc: Acc, key: str, strs: list[str], check: bool) -> bool:
 
 def _add_messages(acc: Acc, key: str, message_lists: list[Any]) -> bool:
     contents = list(map(_get_content, chain.from_iterable(message_lists)))
-    if set(map(type, contents)) <= {str}:
-        return _add_strings(acc, f"{key}[].content", contents, True)
-    strs = [c for c in contents if type(c) is str]
-    parts = [p.text for c in contents if type(c) is list for p in c if type(p) is TextPart]
-    bad = _add_strings(acc, f"{key}[].content", strs, True)
-    return _add_strings(acc, f"{key}[].content[].text", parts, True) or bad
+    try:
+        # str.isspace doubles as the type check: it raises on a list of content parts
+        bad = any(map(str.isspace, contents))
+    except TypeError:
+        strs = [c for c in contents if type(c) is str]
+        parts = [p.text for c in contents if type(c) is list for p in c if type(p) is TextPart]
+        bad = _add_strings(acc, f"{key}[].content", strs, True)
+        return _add_strings(acc, f"{key}[].content[].text", parts, True) or bad
+    add_lengths(acc, f"{key}[].content", list(map(len, contents)))
+    return bad
 
 
 def _fast(specs: tuple[tuple[str, str], ...], rows: list[Any], acc: Acc) -> bool:
