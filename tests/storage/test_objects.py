@@ -696,3 +696,12 @@ def test_memory_stays_flat_for_large_objects(store: ObjectStore) -> None:
     assert put_peak < 8 * CHUNK_SIZE, put_peak
     assert get_peak < 8 * CHUNK_SIZE, get_peak
     assert copy_peak < 8 * CHUNK_SIZE, copy_peak
+
+
+def test_memoryview_chunks_of_wider_types_count_bytes(store: ObjectStore) -> None:
+    import array
+
+    words = array.array("I", range(1000))  # 4000 bytes in 1000 items
+    info = store.put_object("bkt", "arr", [memoryview(words), memoryview(b"!")])
+    assert info.size == 4001
+    assert store.read_bytes("bkt", "arr") == words.tobytes() + b"!"

@@ -422,7 +422,7 @@ def _iter_body(body: Any) -> Iterator[bytes | bytearray | memoryview]:
                 raise TypeError(f"object body read() returned {type(chunk).__name__}, not bytes")
             if not chunk:
                 return
-            yield chunk
+            yield _as_bytes_view(chunk)
     try:
         iterator = iter(body)
     except TypeError:
@@ -434,7 +434,14 @@ def _iter_body(body: Any) -> Iterator[bytes | bytearray | memoryview]:
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise TypeError(f"object body iterable yielded {type(chunk).__name__}, not bytes")
         if chunk:
-            yield chunk
+            yield _as_bytes_view(chunk)
+
+
+def _as_bytes_view(chunk: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    # len() of a memoryview counts items, not bytes: flatten views of wider types to bytes
+    if isinstance(chunk, memoryview) and (chunk.format != "B" or chunk.ndim != 1):
+        return chunk.cast("B")
+    return chunk
 
 
 # --------------------------------------------------------------------------- hashing
