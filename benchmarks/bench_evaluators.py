@@ -11,7 +11,10 @@ and prints calls/s, p50/p99 per-call latency and the ratio to (a); then how long
 to serve a call again after a timeout fires and after a worker crash.
 
 Throughput of (c) is ``invoke_batch`` over many events; its latency columns are single
-``invoke`` round trips (one event, one frame each way). Targets from the issue: (c) >= 0.8x (a)
+``invoke`` round trips (one event, one frame each way). Throughput of (a) and (c) is measured
+``--repeat`` times, interleaved, keeping each one's best run. "CPU us/call" is the CPU time of
+every process involved (parent and workers) per call: unlike calls/s it is not distorted when
+other programs compete for the cores. Targets from the issue: (c) >= 0.8x (a)
 for the realistic function, >= 1.8x (a) for the 1 ms function on 2 cores, healthy again within
 100 ms of a timeout and 50 ms of a crash.
 """
@@ -150,12 +153,18 @@ def percentiles(samples_s: list[float]) -> tuple[float, float]:
     return p50 * 1e3, p99 * 1e3
 
 
-def bench_inprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, float]:
+def load_handler(code: Path) -> Callable[[Any, Any], Any]:
     spec = importlib.util.spec_from_file_location(f"bench_{code.name}", code / "lambda_function.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    handler: Callable[[Any, Any], Any] = module.lambda_handler
+    return module.lambda_handler
+
+
+def inprocess_throughput(
+    handler: Callable[[Any, Any], Any], events: list[Any]
+) -> tuple[float, float]:
+    """(calls/s, CPU us per call) of direct calls."""
     ctx = _Ctx()
     cpu0 = time.process_time()
     start = time.perf_counter()
@@ -163,14 +172,18 @@ def bench_inprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, float
         handler(event, ctx)
     total = time.perf_counter() - start
     cpu = time.process_time() - cpu0
+    return len(events) / total, cpu / len(events) * 1e6
+
+
+def inprocess_latency(handler: Callable[[Any, Any], Any], events: list[Any]) -> tuple[float, float]:
+    ctx = _Ctx()
     lat = []
     clock = time.perf_counter
-    for event in events[: min(len(events), 20000)]:
+    for event in events:
         t = clock()
         handler(event, ctx)
         lat.append(clock() - t)
-    p50, p99 = percentiles(lat)
-    return {"rate": len(events) / total, "p50": p50, "p99": p99, "cpu_us": cpu / len(events) * 1e6}
+    return percentiles(lat)
 
 
 def _children_cpu() -> float:
@@ -197,7 +210,9 @@ def bench_subprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, floa
         t = time.perf_counter()
         subprocess.run(
             [sys.executable, "-I", "-c", SUBPROCESS_RUNNER, str(code)],
-            input=json.dumps(event).encode(), capture_output=True, check=True,
+            input=json.dumps(event).encode(),
+            capture_output=True,
+            check=True,
             env={"PATH": "/usr/bin:/bin"},
         )
         lat.append(time.perf_counter() - t)
@@ -207,8 +222,8 @@ def bench_subprocess(code: Path, events: list[dict[str, Any]]) -> dict[str, floa
     return {"rate": len(events) / total, "p50": p50, "p99": p99, "cpu_us": cpu / len(events) * 1e6}
 
 
-def bench_pool(pool: WorkerPool, events: list[dict[str, Any]], singles: int) -> dict[str, float]:
-    pool.invoke_batch(events[: min(len(events), 2000)])  # warm-up: first frames, allocators
+def pool_throughput(pool: WorkerPool, events: list[Any]) -> tuple[float, float]:
+    """(calls/s, CPU us per call summed over the parent and all worker processes)."""
     procs = psutil.Process().children(recursive=True) if psutil else []
     cpu0 = time.process_time() + _tree_cpu(procs)
     start = time.perf_counter()
@@ -218,14 +233,16 @@ def bench_pool(pool: WorkerPool, events: list[dict[str, Any]], singles: int) -> 
     failed = [r.payload for r in results if not r.ok]
     if failed:
         raise SystemExit(f"pool returned errors: {failed[:3]}")
+    return len(events) / total, (cpu / len(events) * 1e6 if psutil else float("nan"))
+
+
+def pool_latency(pool: WorkerPool, events: list[Any]) -> tuple[float, float]:
     lat = []
-    for event in events[:singles]:
+    for event in events:
         t = time.perf_counter()
         pool.invoke(event)
         lat.append(time.perf_counter() - t)
-    p50, p99 = percentiles(lat)
-    cpu_us = cpu / len(events) * 1e6 if psutil else float("nan")
-    return {"rate": len(events) / total, "p50": p50, "p99": p99, "cpu_us": cpu_us}
+    return percentiles(lat)
 
 
 def bench_recovery(code: Path, isolation: str, rounds: int) -> dict[str, list[float]]:
@@ -255,6 +272,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls (smoke run)")
     parser.add_argument("--isolation", default="full", choices=["full", "auto", "limits"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs; best is kept")
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
     sizes = {"trivial": 400_000, "realistic": 300_000, "1ms": 3_000}
@@ -265,8 +283,10 @@ def main() -> None:
     print(f"pool: workers={args.workers}, isolation={args.isolation}")
     print(f"load average at start: {load:.2f} on {os.cpu_count()} cores")
     if load > (os.cpu_count() or 1) * 0.5:
-        print("WARNING: the machine is busy; wall-clock ratios are distorted by contention, "
-              "compare the CPU us/call column (total CPU of all processes per call)")
+        print(
+            "WARNING: the machine is busy; wall-clock ratios are distorted by contention, "
+            "compare the CPU us/call column (total CPU of all processes per call)"
+        )
     print()
 
     rows = []
@@ -280,15 +300,28 @@ def main() -> None:
             codes[name] = code
         for name in ("trivial", "realistic", "1ms"):
             events = make_events(max(200, int(sizes[name] * scale)))
-            a = bench_inprocess(codes[name], events)
-            b = bench_subprocess(codes[name], events[: 20 if args.quick else 60])
+            singles = events[: min(len(events), 2000)]
+            handler = load_handler(codes[name])
             spec = FunctionSpec(codes[name], function_name=name, timeout_s=30)
             with WorkerPool(spec, workers=args.workers, isolation=args.isolation) as pool:  # type: ignore[arg-type]
                 mode = pool.isolation
-                c = bench_pool(pool, events, singles=min(len(events), 2000))
-            rows.append((name, "(a) in-process", a, a["rate"] / a["rate"]))
-            rows.append((name, "(b) subprocess/call", b, b["rate"] / a["rate"]))
-            rows.append((name, f"(c) pool [{mode}]", c, c["rate"] / a["rate"]))
+                pool.invoke_batch(singles)  # warm-up: first frames, allocators
+                # Interleave (a) and (c) and keep each one's best run: on a shared machine
+                # that is the run least disturbed by other load, for both alike.
+                runs_a, runs_c = [], []
+                for _ in range(args.repeat):
+                    runs_a.append(inprocess_throughput(handler, events))
+                    runs_c.append(pool_throughput(pool, events))
+                c_lat = pool_latency(pool, singles)
+            a_rate, a_cpu = max(runs_a)
+            c_rate, c_cpu = max(runs_c)
+            a_lat = inprocess_latency(handler, events[:20000])
+            b = bench_subprocess(codes[name], events[: 20 if args.quick else 60])
+            a = {"rate": a_rate, "p50": a_lat[0], "p99": a_lat[1], "cpu_us": a_cpu}
+            c = {"rate": c_rate, "p50": c_lat[0], "p99": c_lat[1], "cpu_us": c_cpu}
+            rows.append((name, "(a) in-process", a, 1.0))
+            rows.append((name, "(b) subprocess/call", b, b["rate"] / a_rate))
+            rows.append((name, f"(c) pool [{mode}]", c, c_rate / a_rate))
         recovery = bench_recovery(codes["faulty"], args.isolation, 3 if args.quick else 7)
 
     header = (
