@@ -1,8 +1,9 @@
 """Parallel validation of a large local ``.jsonl`` file.
 
-The file is cut into one part per CPU at line boundaries. The calling process validates
-the first part itself while worker processes validate the others; each part counts its
-own lines from 1, and the parts are merged in file order with their line numbers shifted
+The file is cut at line boundaries into parts of about 16 MiB (at least two per CPU). The
+calling process validates the first part itself, then takes further parts from a queue
+that worker processes (one per remaining CPU) also draw from, so a worker that starts late
+or runs on a busy core simply does fewer parts. Each part counts its own lines from 1, and the parts are merged in file order with their line numbers shifted
 by the line counts of the parts before them. Because the first 100 errors of the whole
 file are among the first 100 of each part, and statistics are integer sums/min/max, the
 merged report is identical to the single-process one.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -39,6 +41,7 @@ from .sources import CHUNK_SIZE, ByteSource
 
 PARALLEL_THRESHOLD = 64 << 20
 PEEK_BYTES = 4 << 20
+PART_BYTES = 16 << 20  # parts are handed out dynamically; small enough to balance
 
 
 def cpu_count() -> int:
@@ -93,50 +96,65 @@ def _peek_format(
 
 
 class _Worker:
-    """One part validated by a child interpreter; its messages are read on a thread."""
+    """A child interpreter validating parts handed to it one at a time.
 
-    def __init__(self, path: str, start: int, end: int, technique: str | None,
-                 limits: ValidationLimits, preset: tuple[str, int] | None) -> None:
-        self.done = 0
-        self._result: dict[str, Any] | None = None
-        self._error: BaseException | None = None
+    A feeder thread takes the next part index from the shared queue, sends the job,
+    reads the child's messages until its result, and repeats; so a slow or late-starting
+    worker simply does fewer parts (dynamic load balancing).
+    """
+
+    def __init__(self, jobs: queue.SimpleQueue[int], job_args: Callable[[int], tuple[Any, ...]],
+                 results: dict[int, dict[str, Any]]) -> None:
+        self.done = 0  # bytes validated so far, for progress
+        self.error: BaseException | None = None
+        self._jobs = jobs
+        self._job_args = job_args
+        self._results = results
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "airegistry.formats.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env(),
         )
-        assert self._proc.stdin is not None
-        pickle.dump((path, start, end, technique, limits, preset), self._proc.stdin)
-        self._proc.stdin.close()
-        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread = threading.Thread(target=self._feed, daemon=True)
         self._thread.start()
 
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
+    def _feed(self) -> None:
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None
         try:
             while True:
-                kind, value = pickle.load(self._proc.stdout)
-                if kind == "progress":
-                    self.done = value
-                elif kind == "result":
-                    self._result = value
-                    return
-                else:  # "error": the exception raised in the child
-                    self._error = value
-                    return
+                try:
+                    index = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                pickle.dump(self._job_args(index), stdin)
+                stdin.flush()
+                base = self.done
+                while True:
+                    kind, value = pickle.load(stdout)
+                    if kind == "progress":
+                        self.done = base + value
+                    elif kind == "result":
+                        self._results[index] = value
+                        break
+                    else:  # "error": the exception raised in the child
+                        raise value
         except EOFError:
-            self._error = RuntimeError(
+            self.error = RuntimeError(
                 f"validation worker exited with status {self._proc.wait()} without a result"
             )
         except BaseException as exc:
-            self._error = exc
+            self.error = exc
+        finally:
+            try:
+                pickle.dump(None, stdin)
+                stdin.close()
+            except OSError:
+                pass
 
-    def result(self) -> dict[str, Any]:
+    def join(self) -> None:
         self._thread.join()
-        self._proc.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        if self.error is None:
+            self._proc.wait()
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -200,7 +218,8 @@ def validate_jsonl_parallel(
 ) -> tuple[RowValidator, str | None] | None:
     """Validate in parallel; ``None`` when the file does not lend itself to it (the
     caller then runs the serial path)."""
-    n = parts or max(2, cpu_count())
+    workers_wanted = max(1, cpu_count() - 1)
+    n = parts or max(2 * (workers_wanted + 1), min(64, size // PART_BYTES))
     points = split_points(path, size, n)
     if len(points) < 3:
         return None
@@ -212,17 +231,38 @@ def validate_jsonl_parallel(
     if compute_sha256:
         hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
         hasher.start()
-    workers = [_Worker(path, points[k], points[k + 1], technique, limits, preset)
-               for k in range(1, len(points) - 1)]
+    jobs: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for k in range(1, len(points) - 1):
+        jobs.put(k)
+    results: dict[int, dict[str, Any]] = {}
+
+    def job_args(k: int) -> tuple[Any, ...]:
+        return (path, points[k], points[k + 1], technique, limits, preset)
+
+    workers = [_Worker(jobs, job_args, results)
+               for _ in range(min(workers_wanted, len(points) - 2))]
+    own_done = [0]
     own_progress = None
     if progress is not None:
 
         def own_progress(done: int) -> None:
-            progress(done + sum(w.done for w in workers))
+            progress(own_done[0] + done + sum(w.done for w in workers))
 
     try:
-        results = [run_part(path, 0, points[1], technique, limits, None, own_progress)]
-        results.extend(w.result() for w in workers)
+        # Part 0 is ours: it is the only one that starts without a known format.
+        results[0] = run_part(path, 0, points[1], technique, limits, None, own_progress)
+        own_done[0] += points[1]
+        while True:
+            try:
+                k = jobs.get_nowait()
+            except queue.Empty:
+                break
+            results[k] = run_part(path, *job_args(k)[1:], own_progress)
+            own_done[0] += points[k + 1] - points[k]
+        for w in workers:
+            w.join()
+            if w.error is not None:
+                raise w.error
     finally:
         for w in workers:
             w.close()
@@ -234,7 +274,8 @@ def validate_jsonl_parallel(
     merged.set_format(*preset)
     offset = 0
     tally = merged.tally
-    for part in results:
+    for k in range(len(points) - 1):
+        part = results[k]
         for attr, count_attr in (("errors", "error_count"), ("warnings", "warning_count")):
             target: list[Issue] = getattr(tally, attr)
             for issue in part[attr]:
