@@ -266,3 +266,34 @@ def test_workers_die_with_their_parent(tmp_path: Path, mode: str) -> None:
         alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.05)
     assert alive == []
+
+
+def test_worker_killed_from_outside_while_idle_costs_no_call(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    code = code_dir(tmp_path, OK)
+    with WorkerPool(FunctionSpec(code), workers=1, spares=1, isolation="limits") as p:
+        assert p.invoke({"n": 0}).ok
+        workers = [
+            c
+            for c in psutil.Process().children(recursive=True)
+            if "worker.py" in " ".join(c.cmdline())
+        ]
+        assert len(workers) == 2  # the live worker and the spare
+        for child in workers:
+            child.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+
+        def gone(proc: object) -> bool:
+            try:
+                return proc.status() == psutil.STATUS_ZOMBIE  # type: ignore[attr-defined]
+            except psutil.NoSuchProcess:
+                return True
+
+        while time.monotonic() < deadline and not all(gone(c) for c in workers):
+            time.sleep(0.01)
+        results = p.invoke_batch([{"n": i} for i in range(5)])
+        assert [r.payload["event"] for r in results] == [{"n": i} for i in range(5)]
+        assert p.stats()["restarts"] >= 1

@@ -1006,7 +1006,10 @@ class WorkerPool:
             for _, chunk in chunks:
                 chunk.sink.abort(PoolClosedError("the worker pool was closed"))
             return
-        culprit = loss.culprit if loss.culprit is not None else flight.expected
+        # The culprit is the call the worker said it was running. A worker lost between calls
+        # (killed from outside, or a thread of the function exiting the process later) has no
+        # culprit: everything is re-run, bounded by _MAX_REQUEUES.
+        culprit = loss.culprit if loss.culprit is not None else -1
         if loss.kind == "timeout":
             info = F.ErrorInfo(E.TIMEOUT, f"Task timed out after {self.spec.timeout_s:.2f} seconds")
             stat_key = "timeouts"
