@@ -5,8 +5,10 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
+import re
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -320,3 +322,32 @@ def test_delete_objects_with_wrong_checksum(server: RunningServer, s3: Any, buck
                                extra={"x-amz-checksum-crc32": "AAAAAA=="})
     assert status == 400 and b"BadDigest" in resp
     assert [c["Key"] for c in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["keep"]
+
+
+def test_slow_uploaders_do_not_starve_other_requests(server: RunningServer, s3: Any,
+                                                     bucket: str) -> None:
+    """50 uploads that stall mid-body hold worker threads; reads and small writes still work."""
+    signed = sign_headers(server, "PUT", f"/{bucket}/slow", headers={},
+                          payload_hash="UNSIGNED-PAYLOAD")
+    signed.update({"Host": f"127.0.0.1:{server.port}", "Content-Length": str(1 << 20)})
+    socks = []
+    try:
+        for _ in range(50):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            sock.sendall(build_request("PUT", f"/{bucket}/slow", signed, b"x" * 100))
+            socks.append(sock)
+        for _ in range(600):  # bounded wait until the server is serving all of them
+            text = httpx.get(f"{server.url}/metrics", timeout=30).text
+            m = re.search(r"airegistry_requests_in_flight\{[^}]*\} (\d+)", text)
+            if m and int(m.group(1)) >= 51:
+                break
+            time.sleep(0.05)
+        s3.put_object(Bucket=bucket, Key="meanwhile", Body=b"still served")
+        assert s3.get_object(Bucket=bucket, Key="meanwhile")["Body"].read() == b"still served"
+        assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    finally:
+        for sock in socks:
+            sock.close()
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="slow")
+    _healthy(server)

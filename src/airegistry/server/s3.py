@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
+import anyio
+
 from airegistry.server import s3_xml, sigv4
 from airegistry.server.chunked import (
     AwsChunkedDecoder,
@@ -56,6 +58,10 @@ class S3Config:
     max_object_size: int = 5 * 1024**3
     #: Largest XML request body (DeleteObjects, CompleteMultipartUpload).
     max_xml_body: int = s3_xml.MAX_XML_BODY
+    #: Worker threads reserved for streaming uploads. An upload holds a thread for as
+    #: long as the client takes to send its body, so uploads get their own pool: slow
+    #: uploaders cannot starve short operations (and SageMaker calls) of threads.
+    upload_threads: int = 64
     extra_bases: list[str] = field(default_factory=list)
 
 
@@ -149,6 +155,14 @@ class S3Handler:
     def __init__(self, objects: Any, config: S3Config) -> None:
         self.objects = objects
         self.config = config
+        self._upload_limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def upload_limiter(self) -> anyio.CapacityLimiter:
+        # Created lazily: a limiter belongs to the event loop that first uses it.
+        if self._upload_limiter is None:
+            self._upload_limiter = anyio.CapacityLimiter(self.config.upload_threads)
+        return self._upload_limiter
 
     def v2_resource_paths(self, ctx: RequestContext) -> list[str]:
         """The path-style resource a V2 signature covers (vhost requests add the bucket)."""
@@ -414,7 +428,7 @@ class S3Handler:
         async with reader.prefetching():
             info = await run_sync(lambda: self.objects.put_object(
                 bucket, key, body, content_type=ctx.headers.get("content-type"),
-                metadata=metadata, **kwargs))
+                metadata=metadata, **kwargs), limiter=self.upload_limiter)
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))]
         for alg, val in (info.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
@@ -442,7 +456,8 @@ class S3Handler:
         body, kwargs, _ = self._body_plan(ctx, reader, verified)
         async with reader.prefetching():
             part = await run_sync(lambda: self.objects.upload_part(
-                bucket, key, upload_id, int(num_txt), body, **kwargs))
+                bucket, key, upload_id, int(num_txt), body, **kwargs),
+                limiter=self.upload_limiter)
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(part.etag))]
         for alg, val in (part.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))

@@ -117,6 +117,8 @@ class BodyReader:
         self._done = False
         self.consumed = 0
         self._prefetch: _Prefetch | None = None
+        self._prefetch_budget: int | None = None
+        self._prefetch_task: asyncio.Future[None] | None = None
 
     @property
     def done(self) -> bool:
@@ -149,6 +151,10 @@ class BodyReader:
 
     def sync_iter(self) -> Iterator[bytes]:
         """The body for a worker thread; inside :meth:`prefetching` it is read ahead."""
+        if self._prefetch_budget is not None and self._prefetch is None:
+            # Read-ahead starts only once a worker thread consumes the body, so
+            # requests queued for a thread never buffer anything.
+            anyio.from_thread.run(self._start_prefetch)
         prefetch = self._prefetch
         while True:
             if prefetch is not None:
@@ -159,6 +165,11 @@ class BodyReader:
                 return
             yield chunk
 
+    async def _start_prefetch(self) -> None:
+        assert self._prefetch_budget is not None
+        self._prefetch = _Prefetch(self, self._prefetch_budget)
+        self._prefetch_task = asyncio.ensure_future(self._prefetch.run())
+
     @contextlib.asynccontextmanager
     async def prefetching(self, budget: int = PREFETCH_BUDGET) -> AsyncIterator[None]:
         """Keep reading the socket while the worker thread hashes and writes.
@@ -167,17 +178,19 @@ class BodyReader:
         asks for it, so network and disk/hash work take turns; with it they overlap.
         ``budget`` bounds the bytes held, so memory stays flat whatever the body size.
         """
-        prefetch = _Prefetch(self, budget)
-        task = asyncio.ensure_future(prefetch.run())
-        self._prefetch = prefetch
+        self._prefetch_budget = budget
         try:
             yield
         finally:
+            task = self._prefetch_task
+            self._prefetch_budget = None
             self._prefetch = None
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            self._prefetch_task = None
+            if task is not None:
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def drain(self, max_bytes: int = 1 << 20) -> None:
         """Discard a little unread body so the connection can be reused after an error."""
@@ -204,8 +217,9 @@ async def send_response(
     await send({"type": "http.response.body", "body": payload})
 
 
-async def run_sync(fn: Callable[..., Any], *args: Any) -> Any:
-    return await anyio.to_thread.run_sync(fn, *args)
+async def run_sync(fn: Callable[..., Any], *args: Any,
+                   limiter: anyio.CapacityLimiter | None = None) -> Any:
+    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
 
 class _Prefetch:
