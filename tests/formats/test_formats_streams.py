@@ -163,3 +163,19 @@ def test_parallel_falls_back_when_no_row_is_recognisable(tmp_path) -> None:
     p = write(tmp_path, "junk.jsonl", b"not json\n" * 5000)
     r = validate(p, parallel=True)
     assert r.error_count == 5000 and r.format is None
+
+
+@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
+def test_parallel_survives_workers_that_die_or_cannot_start(tmp_path, monkeypatch,
+                                                             executable) -> None:
+    import airegistry.formats.parallel as par_mod
+
+    p = write(tmp_path, "big.jsonl", jsonl(_mixed_rows(5_000)))
+    serial = validate(p, parallel=False)
+    monkeypatch.setattr(par_mod.sys, "executable", executable)
+    done = validate_jsonl_parallel(str(p), p.stat().st_size, None, ValidationLimits(), parts=4)
+    assert done is not None
+    from airegistry.formats.validate import _report
+
+    assert _report(done[0], "jsonl", p.stat().st_size, None, "big.jsonl").to_dict() == \
+        serial.to_dict()

@@ -138,10 +138,10 @@ class _Worker:
                         break
                     else:  # "error": the exception raised in the child
                         raise value
-        except EOFError:
-            self.error = RuntimeError(
-                f"validation worker exited with status {self._proc.wait()} without a result"
-            )
+        except (EOFError, OSError, pickle.UnpicklingError):
+            # The child died (killed, out of memory...): the parts it did not finish are
+            # simply missing from ``results`` and the parent validates them itself.
+            pass
         except BaseException as exc:
             self.error = exc
         finally:
@@ -239,8 +239,12 @@ def validate_jsonl_parallel(
     def job_args(k: int) -> tuple[Any, ...]:
         return (path, points[k], points[k + 1], technique, limits, preset)
 
-    workers = [_Worker(jobs, job_args, results)
-               for _ in range(min(workers_wanted, len(points) - 2))]
+    workers: list[_Worker] = []
+    try:
+        for _ in range(min(workers_wanted, len(points) - 2)):
+            workers.append(_Worker(jobs, job_args, results))
+    except OSError:
+        pass  # cannot start interpreters here: the parent does every part itself
     own_done = [0]
     own_progress = None
     if progress is not None:
@@ -263,6 +267,9 @@ def validate_jsonl_parallel(
             w.join()
             if w.error is not None:
                 raise w.error
+        for k in range(1, len(points) - 1):
+            if k not in results:  # its worker died
+                results[k] = run_part(path, *job_args(k)[1:], own_progress)
     finally:
         for w in workers:
             w.close()

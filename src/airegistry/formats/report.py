@@ -115,7 +115,7 @@ class ValidationReport:
                 text += f"; {self.warning_count} warning(s): {first}"
             text += "."
         else:
-            lines = sorted({e.line for e in self.errors})
+            lines = sorted({e.line for e in self.errors if e.line})
             shown = ", ".join(str(n) for n in lines[:20])
             text = (
                 f"{name}invalid {fmt} dataset{tech}: {self.error_count} "

@@ -99,7 +99,7 @@ def validate(
                 f, name=label, max_bytes=limits.max_bytes, sha256=compute_sha256,
                 progress=progress,
             )
-            return _run(src, ftype, tech, limits, label, parquet_path=path)
+            return _run(src, ftype, tech, limits, label, parquet_path=path, size=size)
 
     if not callable(getattr(source, "read", None)):
         raise TypeError("source must be a path or a binary stream with a read(n) method")
@@ -127,6 +127,7 @@ def _run(
     limits: ValidationLimits,
     label: str,
     parquet_path: str | None = None,
+    size: int | None = None,
 ) -> ValidationReport:
     v = RowValidator(tech, limits, column_paths=ftype == "csv")
     if ftype == "jsonl":
@@ -138,8 +139,12 @@ def _run(
     elif ftype == "csv":
         validate_csv(src, v)
     elif parquet_path is not None:
-        src.drain()  # size, hash and progress; the Parquet reader seeks by itself
+        # The Parquet reader seeks by itself; read through the source only for the hash.
+        if src.sha256 is not None:
+            src.drain()
         validate_parquet(parquet_path, v)
+        if size is not None and not src.bytes:
+            return _report(v, ftype, size, None, label)
     else:
         with spool(src) as tmp:
             validate_parquet(tmp, v)
