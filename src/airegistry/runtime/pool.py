@@ -351,6 +351,17 @@ class _Worker:
     # -- channels --------------------------------------------------------------------------
 
     def queue_frame(self, frame: bytearray) -> None:
+        if not self.outbuf:
+            # Common case: the pipe has room; write without copying into the buffer first.
+            try:
+                n = os.write(self.cmd_fd, frame)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                return  # the worker is gone; its EOF on res_fd reports it
+            if n == len(frame):
+                return
+            del frame[:n]
         self.outbuf += frame
         self.flush_out()
 
