@@ -206,3 +206,60 @@ def test_secrets_never_logged(server: RunningServer, s3: Any, bucket: str,
     sig = (query.get("X-Amz-Signature") or query["Signature"])[0]
     assert sig not in text
     assert "Signature=" not in text and "Credential=" not in text
+
+
+# -- AWS's published examples (S3 API reference, "Signature Calculations for the
+#    Authorization Header"): independent vectors for the verifier and the chunk decoder. ----
+
+_EX_KEY, _EX_SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+_EX_NOW = dt.datetime(2013, 5, 24, 0, 0, 30, tzinfo=dt.timezone.utc)
+_EX_CRED = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+
+
+def test_aws_example_get_object() -> None:
+    headers = [
+        ("host", "examplebucket.s3.amazonaws.com"), ("range", "bytes=0-9"),
+        ("x-amz-content-sha256", EMPTY), ("x-amz-date", "20130524T000000Z"),
+        ("authorization", _EX_CRED + "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
+         "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
+    ]
+    verified = sigv4.verify_request(method="GET", raw_path="/test.txt", raw_query="",
+                                    header_pairs=headers, payload_hash=EMPTY,
+                                    lookup_secret={_EX_KEY: _EX_SECRET}.get, now=_EX_NOW)
+    assert verified.access_key == _EX_KEY
+    with pytest.raises(sigv4.SigV4Error) as exc:
+        sigv4.verify_request(method="GET", raw_path="/test.txt", raw_query="",
+                             header_pairs=headers, payload_hash=EMPTY,
+                             lookup_secret={_EX_KEY: _EX_SECRET}.get,
+                             now=_EX_NOW + dt.timedelta(minutes=16))
+    assert exc.value.kind is sigv4.AuthFailure.SKEWED
+
+
+def test_aws_example_chunked_upload() -> None:
+    from airegistry.server.chunked import AwsChunkedDecoder, ChunkSigning
+
+    payload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+    headers = [
+        ("host", "s3.amazonaws.com"), ("x-amz-date", "20130524T000000Z"),
+        ("x-amz-storage-class", "REDUCED_REDUNDANCY"), ("x-amz-content-sha256", payload),
+        ("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", "66560"),
+        ("content-length", "66824"),
+        ("authorization", _EX_CRED + "SignedHeaders=content-encoding;content-length;host;"
+         "x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class,"
+         "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"),
+    ]
+    seed = sigv4.verify_request(method="PUT", raw_path="/examplebucket/chunkObject.txt",
+                                raw_query="", header_pairs=headers, payload_hash=payload,
+                                lookup_secret={_EX_KEY: _EX_SECRET}.get, now=_EX_NOW)
+    body = (b"10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"
+            b"\r\n" + b"a" * 65536 + b"\r\n"
+            b"400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497"
+            b"\r\n" + b"a" * 1024 + b"\r\n"
+            b"0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"
+            b"\r\n\r\n")
+    assert len(body) == 66824
+    decoder = AwsChunkedDecoder(
+        signing=ChunkSigning(seed.signing_key, seed.amz_date, seed.scope, seed.signature),
+        expect_trailer=None, decoded_length=66560)
+    assert b"".join(decoder.decode([body[i:i + 1000] for i in range(0, len(body), 1000)])) \
+        == b"a" * 66560
