@@ -89,23 +89,27 @@ def start_server(name: str, argv: Sequence[str], port: int, log_dir: Path, *,
     finally:
         log.close()
     server = ServerProcess(name, port, proc, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerStartError(
-                f"{name} exited with status {proc.returncode} while starting:\n"
-                f"{server.log_tail()}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", ready_path)
-            conn.getresponse().read()
-            conn.close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise ServerStartError(f"{name} did not answer on port {port} within {timeout_s:.0f} s:\n"
-                           f"{server.log_tail()}")
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServerStartError(
+                    f"{name} exited with status {proc.returncode} while starting:\n"
+                    f"{server.log_tail()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", ready_path)
+                conn.getresponse().read()
+                conn.close()
+                return server
+            except OSError:
+                time.sleep(0.1)
+        raise ServerStartError(f"{name} did not answer on port {port} within {timeout_s:.0f} s:"
+                               f"\n{server.log_tail()}")
+    except BaseException:
+        # not yet handed to the caller, so nobody else would stop it (Ctrl-C lands here too)
+        server.stop()
+        raise
 
 
 @contextlib.contextmanager
@@ -273,6 +277,39 @@ def run_load(endpoint: Endpoint, call: Call, *, clients: int, duration_s: float,
     return result
 
 
+#: Set when the benchmark is interrupted: setup threads stop taking new items.
+STOP = threading.Event()
+
+
+def run_in_threads(jobs: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run independent jobs at once; their results by name. The first failure is re-raised.
+
+    Daemon threads joined from the main thread, so Ctrl-C interrupts the wait; ``STOP`` then
+    tells ``run_parallel`` loops to wind down instead of finishing thousands of items.
+    """
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wrap(name: str, job: Callable[[], Any]) -> None:
+        try:
+            results[name] = job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrap, args=(n, j), daemon=True) for n, j in jobs.items()]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        STOP.set()
+        raise
+    if errors:
+        raise errors[0]
+    return results
+
+
 def run_parallel(task: Callable[[Any, int], None], items: int, threads: int,
                  make_thread_client: Callable[[], Any], label: str) -> float:
     """Run ``task(client, i)`` for i in range(items) on ``threads`` threads; returns seconds.
@@ -290,7 +327,7 @@ def run_parallel(task: Callable[[Any, int], None], items: int, threads: int,
     def worker() -> None:
         nonlocal next_index, done
         client = make_thread_client()
-        while not failure:
+        while not failure and not STOP.is_set():
             with lock:
                 i = next_index
                 next_index += 1
@@ -314,6 +351,8 @@ def run_parallel(task: Callable[[Any, int], None], items: int, threads: int,
         thread.join()
     if failure:
         raise RuntimeError(f"{label} failed after {done} items: {failure[0]!r}") from failure[0]
+    if STOP.is_set():
+        raise KeyboardInterrupt(f"{label} stopped after {done} items")
     return time.perf_counter() - started
 
 

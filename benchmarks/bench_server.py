@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -46,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from _server_bench_support import (
     free_port,
     make_client,
     managed_servers,
+    run_in_threads,
     run_load,
     run_parallel,
     start_server,
@@ -532,12 +533,12 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             # ours and moto are populated at the same time: independent servers, and the
             # setup is not what is being measured (its rate is shown for information only).
             populate = {"ours": populate_ours, "moto": populate_moto}
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                futures = {name: pool.submit(populate[name], started[name][1], args.items,
-                                             args.setup_threads)
-                           for name in populate if name in started}
-                for name, future in futures.items():
-                    res[name]["setup_rate"] = args.items / future.result()
+            setup = run_in_threads({
+                name: functools.partial(populate[name], started[name][1], args.items,
+                                        args.setup_threads)
+                for name in populate if name in started})
+            for name, secs in setup.items():
+                res[name]["setup_rate"] = args.items / secs
 
             # Interleaved: each measurement runs on every server back to back, so a busy
             # neighbour on a shared machine skews all three alike instead of one.
@@ -605,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_floor is not None:
         serve_floor(args.serve_floor, args.items)
         return 0
+    # explicit, because a shell starting us in the background leaves SIGINT ignored
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     args.load_start = os.getloadavg()[0]
     try:
