@@ -13,8 +13,6 @@ the limit its bytes are dropped and the reader skips to the next newline.
 
 from __future__ import annotations
 
-import re
-
 from .engine import DECODE_ERRORS, RowValidator
 from .sources import CHUNK_SIZE, ByteSource
 
@@ -33,9 +31,9 @@ def validate_jsonl(
 ) -> int:
     """Validate every line of ``src`` into ``v``; returns the number of lines read."""
     max_line = v.limits.max_line_bytes
-    long_line = (
-        re.compile(rb"[^\n]{%d}" % (max_line + 1)) if max_line < chunk_size else None
-    )
+    # Lines inside one read are at most ``chunk_size`` long, so the per-batch length
+    # check is only needed when the limit is below that.
+    long_line = max_line if max_line < chunk_size else None
     line = first_line
     pending: list[bytes] = []  # parts of a line not yet terminated
     pending_len = 0
@@ -95,7 +93,7 @@ def validate_jsonl(
 
 
 def _region(
-    data: bytes, start: int, end: int, line: int, v: RowValidator, long_line: re.Pattern[bytes] | None
+    data: bytes, start: int, end: int, line: int, v: RowValidator, long_line: int | None
 ) -> int:
     """Validate the complete lines ``data[start:end]`` (the last may lack its newline).
 
@@ -159,10 +157,10 @@ def _clean_line_count(data: bytes, start: int, end: int) -> int:
 
 
 def _batch(
-    data: bytes, start: int, end: int, line: int, v: RowValidator, long_line: re.Pattern[bytes] | None
+    data: bytes, start: int, end: int, line: int, v: RowValidator, long_line: int | None
 ) -> int:
     dec = v.decoder
-    if dec is not None and (long_line is None or not long_line.search(data, start, end)):
+    if dec is not None and (long_line is None or not _has_long_line(data, start, end, long_line)):
         n_lines = _clean_line_count(data, start, end)
         if n_lines > 0:
             try:
@@ -179,8 +177,24 @@ def _batch(
     return len(lines)
 
 
+def _has_long_line(data: bytes, start: int, end: int, limit: int) -> bool:
+    """Whether a line of ``data[start:end]`` exceeds ``limit`` bytes (one ``find`` per line;
+    a regex like ``[^\\n]{limit+1}`` would rescan each line from every offset)."""
+    if end - start <= limit:
+        return False
+    find = data.find
+    prev = start
+    i = find(b"\n", start, end)
+    while i >= 0:
+        if i - prev > limit:
+            return True
+        prev = i + 1
+        i = find(b"\n", prev, end)
+    return end - prev > limit
+
+
 def _windows(
-    lines: list[bytes], line: int, v: RowValidator, long_line: re.Pattern[bytes] | None
+    lines: list[bytes], line: int, v: RowValidator, long_line: int | None
 ) -> None:
     i = 0
     n = len(lines)
