@@ -2,11 +2,13 @@
 
 Two modes:
 
-``full``   bubblewrap (``bwrap``) runs the worker in fresh user/pid/net/ipc/uts/cgroup
-           namespaces with a read-only view of ``/``, a private tmpfs ``/tmp`` (its working
-           directory and HOME), its own ``/proc`` and ``/dev``, no network (only a loopback
-           device of its own), hidden credential/registry directories, and -- when the parent is
-           root -- as uid/gid 65534 (``nobody``) outside the namespace too.
+``full``   bubblewrap (``bwrap``) runs the worker in fresh pid/net/ipc/uts/cgroup namespaces
+           (plus a user namespace when the parent is not root) with a read-only view of ``/``,
+           a private tmpfs ``/tmp`` (its working directory and HOME), its own ``/proc`` and
+           ``/dev``, no network (only a loopback device of its own) and hidden
+           credential/registry directories. A root parent has bwrap set up the namespaces
+           privileged and ``setpriv`` drop the worker to uid/gid 65534 (``nobody``) with no
+           capabilities, so the worker is unprivileged on the host too.
 ``limits`` the same worker without namespaces: resource limits, a clean environment, a
            private working directory, its own session, dropped to uid 65534 when the parent is
            root and the interpreter is usable by that user. It can still read whatever files the
