@@ -154,11 +154,12 @@ class ConversePreference(Struct, gc=False):
         raise ValueError("an `assistant` message with `candidates` is required")
 
 
-class Preference(Struct, gc=False):
-    chosen: Text
-    rejected: Text
+class Preference(Struct, gc=False, kw_only=True):
+    # Declared in the usual key order of the files: msgspec matches in-order keys fastest.
     prompt: Text | UnsetType = UNSET
     input: Text | UnsetType = UNSET
+    chosen: Text
+    rejected: Text
 
     def __post_init__(self) -> None:
         if self.prompt is UNSET and self.input is UNSET:
