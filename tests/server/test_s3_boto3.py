@@ -274,3 +274,18 @@ def test_multipart_object_checksum_mode(s3: Any, bucket: str, tmp_path: Path) ->
                    ExtraArgs={"ChecksumAlgorithm": "CRC32"})
     got = s3.get_object(Bucket=bucket, Key="mp.bin", ChecksumMode="ENABLED")
     assert got["Body"].read() == data
+
+
+def test_response_header_overrides(server: RunningServer, s3: Any, bucket: str) -> None:
+    import httpx
+
+    s3.put_object(Bucket=bucket, Key="report.csv", Body=b"a,b\n", ContentType="text/csv")
+    got = s3.get_object(Bucket=bucket, Key="report.csv", ResponseContentType="application/x-custom",
+                        ResponseContentDisposition='attachment; filename="r.csv"')
+    assert got["ContentType"] == "application/x-custom"
+    assert got["ContentDisposition"] == 'attachment; filename="r.csv"'
+    url = server.client("s3", signature_version="s3v4").generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "report.csv",
+                              "ResponseContentDisposition": "attachment"})
+    r = httpx.get(url, timeout=30)
+    assert r.status_code == 200 and r.headers["content-disposition"] == "attachment"

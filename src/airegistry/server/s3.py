@@ -128,6 +128,28 @@ def _object_headers(info: Any, *, checksum_mode: bool) -> list[tuple[str, str]]:
     return headers
 
 
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def _apply_response_overrides(ctx: RequestContext,
+                              headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """GetObject's ``response-*`` query parameters replace the matching response headers
+    (how presigned download links set a file name or type)."""
+    overrides = {_RESPONSE_OVERRIDES[k]: v for k, v in ctx.query if k in _RESPONSE_OVERRIDES}
+    if not overrides:
+        return headers
+    lowered = {k.lower() for k in overrides}
+    kept = [(k, v) for k, v in headers if k.lower() not in lowered]
+    return kept + list(overrides.items())
+
+
 def _etag_in(condition: str, etag: str) -> bool:
     wanted = [c.strip().strip('"').lower() for c in condition.split(",") if c.strip()]
     return any(c in ("*", etag.lower()) for c in wanted)
@@ -493,8 +515,8 @@ class S3Handler:
         info, stream = await run_sync(lambda: self.objects.open_object(
             bucket, key, byte_range=byte_range, if_match=if_match))
         try:
-            headers = self._base_headers(ctx) + _object_headers(
-                info, checksum_mode=checksum_mode and byte_range is None)
+            headers = _apply_response_overrides(ctx, self._base_headers(ctx) + _object_headers(
+                info, checksum_mode=checksum_mode and byte_range is None))
             content_range = getattr(stream, "content_range", None)
             length = getattr(stream, "content_length", info.size)
             status = 200
