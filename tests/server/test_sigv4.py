@@ -263,3 +263,21 @@ def test_aws_example_chunked_upload() -> None:
         expect_trailer=None, decoded_length=66560)
     assert b"".join(decoder.decode([body[i:i + 1000] for i in range(0, len(body), 1000)])) \
         == b"a" * 66560
+
+
+@pytest.mark.parametrize("auth", ["none", "unknown-key"])
+def test_json_request_refused_before_its_body_is_read(server: RunningServer, auth: str) -> None:
+    """Only headers are sent; the refusal must arrive without the server waiting for the body."""
+    from tests.server.conftest import build_request, raw_http
+
+    headers = {"Host": f"127.0.0.1:{server.port}", "X-Amz-Target": "SageMaker.ListHubs",
+               "Content-Type": "application/x-amz-json-1.1", "Content-Length": "50000000"}
+    if auth == "unknown-key":
+        signed = sign_headers(server, "POST", "/", headers={"X-Amz-Target": "SageMaker.ListHubs"},
+                              payload_hash=EMPTY, service="sagemaker",
+                              access_key="AKIDNOTKNOWN00000000")
+        headers.update({k: v for k, v in signed.items() if k.lower() != "x-amz-target"})
+    status, resp = raw_http(server.url, build_request("POST", "/", headers))
+    assert status == 403, resp
+    expected = b"MissingAuthenticationToken" if auth == "none" else b"UnrecognizedClientException"
+    assert expected in resp

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -89,7 +89,6 @@ class ServerOptions:
     virtual_host_bases: tuple[str, ...] = ("s3.localhost", "localhost")
     max_object_size: int = 5 * 1024**3
     max_api_body: int = DEFAULT_MAX_API_BODY
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # -- protocol-specific error rendering ----------------------------------------------------
@@ -242,6 +241,10 @@ class AiRegistryApp:
             return await send_protocol_error(send, ctx, "sagemaker", "UnknownServiceException",
                                              f"This endpoint does not serve {service!r}", 400)
         if service != "s3" and body is None:
+            # Refuse what can be refused without the body (unsigned, unknown key, stale)
+            # before buffering up to max_api_body bytes from an unauthenticated client.
+            if self.auth is not None and not await self._precheck(ctx, send, service):
+                return
             body = await self._read_api_body(ctx, reader, send, service)
             if body is None:
                 return
@@ -289,14 +292,27 @@ class AiRegistryApp:
                 lookup_secret=self.auth.lookup,
             )
         except sigv4.SigV4Error as exc:
-            code, status = _AUTH_CODES[_family(service)][exc.kind]
-            if service == "s3" and exc.kind is sigv4.AuthFailure.MALFORMED \
-                    and "authorization" not in ctx.headers:
-                code = "AuthorizationQueryParametersError"
-            message = exc.message if exc.kind is not sigv4.AuthFailure.MISSING else (
-                "Access Denied" if service == "s3" else "Missing Authentication Token")
-            await send_protocol_error(send, ctx, service, code, message, status)
+            await self._auth_error(ctx, send, service, exc)
             return False
+
+    async def _precheck(self, ctx: RequestContext, send: Send, service: str) -> bool:
+        assert self.auth is not None
+        try:
+            sigv4.precheck(ctx.headers, ctx.query, self.auth.lookup)
+        except sigv4.SigV4Error as exc:
+            await self._auth_error(ctx, send, service, exc)
+            return False
+        return True
+
+    async def _auth_error(self, ctx: RequestContext, send: Send, service: str,
+                          exc: sigv4.SigV4Error) -> None:
+        code, status = _AUTH_CODES[_family(service)][exc.kind]
+        if service == "s3" and exc.kind is sigv4.AuthFailure.MALFORMED \
+                and "authorization" not in ctx.headers:
+            code = "AuthorizationQueryParametersError"
+        message = exc.message if exc.kind is not sigv4.AuthFailure.MISSING else (
+            "Access Denied" if service == "s3" else "Missing Authentication Token")
+        await send_protocol_error(send, ctx, service, code, message, status)
 
     async def _guess_service(self, ctx: RequestContext,
                              reader: BodyReader) -> tuple[str, bytes | None]:
@@ -311,6 +327,10 @@ class AiRegistryApp:
         ctype = ctx.headers.get("content-type", "")
         if ctx.method == "POST" and ctx.path == "/" and ctype.startswith(
                 "application/x-www-form-urlencoded"):
+            if self.auth is not None:
+                # Unsigned and about to be refused: the error format (query protocol) is
+                # all that is needed, so the body is not read.
+                return "sts", None
             try:
                 body = await self._read_limited(reader, self.options.max_api_body)
             except BodyTooLarge:

@@ -13,9 +13,9 @@ import base64
 import binascii
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 import anyio
 
@@ -62,7 +62,6 @@ class S3Config:
     #: long as the client takes to send its body, so uploads get their own pool: slow
     #: uploaders cannot starve short operations (and SageMaker calls) of threads.
     upload_threads: int = 64
-    extra_bases: list[str] = field(default_factory=list)
 
 
 def _store_error(exc: Exception) -> S3Error | None:
@@ -79,7 +78,7 @@ def virtual_host_bucket(ctx: RequestContext, config: S3Config) -> str | None:
     """The bucket named by a ``<bucket>.<base>`` Host header, or None for path style."""
     host = ctx.headers.get("host", "").strip().lower()
     hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host
-    bases = sorted(set(config.virtual_host_bases) | set(config.extra_bases), key=len, reverse=True)
+    bases = sorted(set(config.virtual_host_bases), key=len, reverse=True)
     for base in bases:
         suffix = "." + base.lower()
         if hostname.endswith(suffix) and len(hostname) > len(suffix):
@@ -697,4 +696,4 @@ _UNSUPPORTED_BUCKET_SUBRESOURCES = frozenset({
     "publicAccessBlock", "intelligent-tiering",
 })
 
-__all__ = ["S3Config", "S3Error", "S3Handler", "parse_range", "split_bucket_key", "unquote"]
+__all__ = ["S3Config", "S3Error", "S3Handler", "parse_range", "split_bucket_key"]

@@ -205,6 +205,29 @@ def extract_signature(headers: dict[str, str], query: Sequence[tuple[str, str]])
     raise SigV4Error(AuthFailure.MISSING, "Request is not signed")
 
 
+def precheck(headers: dict[str, str], query: Sequence[tuple[str, str]],
+             lookup_secret: Callable[[str], str | None],
+             now: _dt.datetime | None = None) -> None:
+    """The checks that need no body: signed at all, well-formed, known key, fresh.
+
+    Lets the server refuse a request before buffering its body; the full
+    :func:`verify_request` still runs afterwards.
+    """
+    info = extract_signature(headers, query)
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    when = parse_amz_date(info.amz_date)
+    if not info.presigned and abs(now - when) > MAX_CLOCK_SKEW:
+        raise SigV4Error(
+            AuthFailure.SKEWED,
+            "The difference between the request time and the current time is too large.",
+        )
+    if lookup_secret(info.access_key) is None:
+        raise SigV4Error(
+            AuthFailure.UNKNOWN_KEY,
+            "The AWS Access Key Id you provided does not exist in our records.",
+        )
+
+
 def _http_date_to_amz(value: str) -> str:
     if not value:
         return ""
