@@ -179,3 +179,19 @@ def test_parallel_survives_workers_that_die_or_cannot_start(tmp_path, monkeypatc
 
     assert _report(done[0], "jsonl", p.stat().st_size, None, "big.jsonl").to_dict() == \
         serial.to_dict()
+
+
+def test_stream_with_one_byte_reads_and_bom() -> None:
+    data = b"\xef\xbb\xbf" + jsonl([PC, {"prompt": "p", "completion": 5}]).replace(b"\n", b"\r\n")
+    r = validate(OneWayStream(data, step=1), filename="x.jsonl")
+    assert r.rows == 2 and [e.line for e in r.errors] == [2]
+
+
+@pytest.mark.parametrize("ftype", ["json", "csv"])
+def test_tiny_reads_other_file_types(ftype) -> None:
+    if ftype == "json":
+        data = b"\xef\xbb\xbf" + json.dumps([PC, {"prompt": "p", "completion": 5}]).encode()
+    else:
+        data = "\ufeffprompt,completion\r\na,b\r\nc,\r\n".encode()
+    r = validate(OneWayStream(data, step=1), filename=f"x.{ftype}")
+    assert r.rows == 2 and [e.line for e in r.errors] == [2]

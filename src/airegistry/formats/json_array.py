@@ -65,7 +65,8 @@ def _truncated(exc: Exception) -> bool:
 def validate_json_array(src: ByteSource, v: RowValidator) -> int:
     """Validate every element of the array in ``src``; returns the number of elements."""
     buf = _Buffer(src)
-    buf.more()
+    while len(buf.data) < len(BOM) and buf.more():  # a stream may return tiny reads
+        pass
     if buf.data.startswith(BOM):
         buf.pos = len(BOM)
     p = buf.skip_ws()
