@@ -351,3 +351,22 @@ def test_slow_uploaders_do_not_starve_other_requests(server: RunningServer, s3: 
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="slow")
     _healthy(server)
+
+
+def test_expect_100_rejected_upload_gets_final_status_without_continue(
+        server: RunningServer) -> None:
+    """A PUT that fails before its body is needed is answered without inviting the body."""
+    headers = sign_headers(server, "PUT", "/no-such-bucket-x/k", headers={},
+                           payload_hash="UNSIGNED-PAYLOAD")
+    headers.update({"Host": f"127.0.0.1:{server.port}", "Content-Length": str(10 << 20),
+                    "Expect": "100-continue"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(build_request("PUT", "/no-such-bucket-x/k", headers))
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 404"), first  # not "100 Continue"
+        while b"</Error>" not in first:
+            more = sock.recv(65536)
+            if not more:
+                break
+            first += more
+    assert b"NoSuchBucket" in first

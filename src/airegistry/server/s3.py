@@ -209,16 +209,16 @@ class S3Handler:
             await self.send_error(send, ctx, S3Error(
                 "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"), head)
         except S3Error as exc:
-            await reader.drain()
+            await _drain(reader, ctx)
             await self.send_error(send, ctx, exc, head)
         except ChunkedDecodeError as exc:
-            await reader.drain()
+            await _drain(reader, ctx)
             await self.send_error(send, ctx, S3Error(exc.code, exc.message, exc.status), head)
         except Exception as exc:
             err = _store_error(exc)
             if err is None:
                 raise
-            await reader.drain()
+            await _drain(reader, ctx)
             await self.send_error(send, ctx, err, head)
 
     async def send_error(self, send: Send, ctx: RequestContext, exc: S3Error, head: bool) -> None:
@@ -678,6 +678,15 @@ class S3Handler:
             bucket, key, upload_id, parts))
         location = f"/{bucket}/{key}"
         await self._xml(send, ctx, s3_xml.complete_multipart(location, bucket, key, info))
+
+
+async def _drain(reader: BodyReader, ctx: RequestContext) -> None:
+    """Read a little of an unread body before an error reply, unless the client is still
+    waiting for ``100 Continue``: reading would invite it to send a body we will reject,
+    while answering first lets it skip the upload entirely."""
+    if reader.consumed == 0 and ctx.headers.get("expect", "").lower() == "100-continue":
+        return
+    await reader.drain()
 
 
 def _capped(source: Iterator[bytes], limit: int) -> Iterator[bytes]:
