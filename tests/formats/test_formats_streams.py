@@ -195,3 +195,18 @@ def test_tiny_reads_other_file_types(ftype) -> None:
         data = "\ufeffprompt,completion\r\na,b\r\nc,\r\n".encode()
     r = validate(OneWayStream(data, step=1), filename=f"x.{ftype}")
     assert r.rows == 2 and [e.line for e in r.errors] == [2]
+
+
+def test_auto_parallel_decision(monkeypatch) -> None:
+    import importlib
+
+    # (the package re-exports the function under the module's name)
+    validate_mod = importlib.import_module("airegistry.formats.validate")
+    monkeypatch.setattr(validate_mod, "cpu_count", lambda: 4)
+    monkeypatch.setattr(validate_mod.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    big = validate_mod.PARALLEL_THRESHOLD
+    assert validate_mod._use_parallel(None, big)
+    assert not validate_mod._use_parallel(None, big - 1)
+    assert validate_mod._use_parallel(True, 10) and not validate_mod._use_parallel(False, big)
+    monkeypatch.setattr(validate_mod.os, "getloadavg", lambda: (3.9, 1.0, 1.0))
+    assert not validate_mod._use_parallel(None, big)  # no free core: serial is faster

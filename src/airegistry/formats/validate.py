@@ -115,9 +115,21 @@ def validate(
 
 
 def _use_parallel(parallel: bool | None, size: int) -> bool:
-    if parallel is None:
-        return size >= PARALLEL_THRESHOLD and cpu_count() > 1
-    return bool(parallel)
+    """Auto mode: big files, and only when another core is actually free.
+
+    On a machine whose cores are already busy (1-minute load average within half a core
+    of the CPU count) extra processes cannot finish sooner; they only add start-up cost.
+    """
+    if parallel is not None:
+        return bool(parallel)
+    cpus = cpu_count()
+    if size < PARALLEL_THRESHOLD or cpus < 2:
+        return False
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not available on this platform
+        return True
+    return load < cpus - 0.5
 
 
 def _run(
