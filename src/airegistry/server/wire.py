@@ -66,6 +66,22 @@ class RequestContext:
     bytes_out: int = 0
     access_key: str | None = None
     error_code: str | None = None
+    body_complete: bool = False  # the whole request body has been received
+
+    @property
+    def has_body(self) -> bool:
+        length = self.headers.get("content-length", "").strip()
+        return (bool(length) and length != "0") or "transfer-encoding" in self.headers
+
+    @property
+    def must_close(self) -> bool:
+        """Answering before the body was read: the connection cannot be reused.
+
+        A client that sent ``Expect: 100-continue`` and got a final status skips the body
+        (botocore does) while the server would otherwise wait for it and read the next
+        request's first bytes as body. So such responses say ``Connection: close``.
+        """
+        return self.has_body and not self.body_complete
 
     @classmethod
     def from_scope(cls, scope: Scope) -> RequestContext:
@@ -133,6 +149,7 @@ class BodyReader:
             body = message.get("body", b"")
             if not message.get("more_body", False):
                 self._done = True
+                self._ctx.body_complete = True
             if body:
                 self.consumed += len(body)
                 self._ctx.bytes_in += len(body)
@@ -211,6 +228,8 @@ async def send_response(
     names = {k for k, _ in hdrs}
     if b"content-length" not in names:
         hdrs.append((b"content-length", str(len(body)).encode()))
+    if ctx.must_close and b"connection" not in names:
+        hdrs.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
     payload = b"" if head else body
     ctx.bytes_out += len(payload)
