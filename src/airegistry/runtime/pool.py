@@ -543,8 +543,8 @@ class WorkerPool:
         """Run events on the pool; results come back in the order of ``events``.
 
         Thread-safe: concurrent callers share the workers. Raises ``TypeError`` naming the
-        index of the first event that cannot be serialised (events of earlier chunks may
-        already have run; none after it do).
+        index of an event that cannot be serialised (other chunks of the batch may already
+        have run).
         """
         if not self._started:
             self.start()
@@ -558,16 +558,14 @@ class WorkerPool:
         with self._cond:
             self._inflight_callers += 1
         try:
-            # Chunks are queued as soon as they are encoded so workers start on the first
-            # while later ones are still being prepared.
-            for start in range(0, n, size):
-                part = list(events[start : start + size])
-                try:
-                    raw = _encode_events(part, start)
-                except TypeError as exc:
-                    sink.abort(exc)
-                    break
-                self._queue.put_many([_Chunk(sink, start, part, raw)])
+            # Events are encoded by the driver that sends them, not here: a caller encoding a
+            # big batch up front would hold the GIL and starve the drivers reading results.
+            self._queue.put_many(
+                [
+                    _Chunk(sink, start, list(events[start : start + size]), None)
+                    for start in range(0, n, size)
+                ]
+            )
             sink.done.wait()
         finally:
             with self._cond:
@@ -870,7 +868,8 @@ class WorkerPool:
                     chunk = self._queue.take(block=True)
                     if chunk is None:
                         return
-                    self._send(worker, encoder, chunk, flight)
+                    if not self._send(worker, encoder, chunk, flight):
+                        continue
                     watch = _Watch(time.monotonic_ns())
                 elif flight.count <= self._batch_size and not worker.outbuf:
                     # Keep a second chunk queued in the pipe so the worker never waits for us.
@@ -904,15 +903,23 @@ class WorkerPool:
 
     def _send(
         self, worker: _Worker, encoder: F.FrameEncoder, chunk: _Chunk, flight: _Flight
-    ) -> None:
+    ) -> bool:
+        """Queue ``chunk`` for the worker; False if it was dropped instead."""
+        if chunk.sink.error is not None:
+            return False  # the caller already gave up (bad event elsewhere in its batch)
         raw = chunk.raw
         if raw is None:
-            raw = msgspec.msgpack.encode(chunk.events)
+            try:
+                raw = chunk.raw = _encode_events(chunk.events, chunk.offset)
+            except TypeError as exc:
+                chunk.sink.abort(exc)
+                return False
         first = worker.next_id
         worker.next_id = first + len(chunk.events)
         flight.chunks.append((first, chunk))
         flight.count += len(chunk.events)
         worker.queue_frame(encoder.encode(F.Batch(first, msgspec.Raw(raw))))
+        return True
 
     def _pump(
         self,
