@@ -252,3 +252,15 @@ def test_corrupted_object_is_detected_not_served(registry_home: Path, write_json
     # A new version importing the same (corrupt) object by reference fails its import.
     with pytest.raises(ValueError, match=r"(?i)corrupt|checksum|sha256"):
         DataSet.create("fragile-ref", f"s3://{bucket}/{key}", "sft")
+
+
+def test_uploaded_object_is_collected_with_its_last_version(backend, write_jsonl) -> None:
+    from airegistry.dataset import parse_s3_uri
+    from airegistry.session import default_session
+
+    ds = DataSet.create("collected", str(write_jsonl("t.jsonl", SFT_ROWS)), "sft")
+    location = parse_s3_uri(ds.source)
+    objects = default_session().objects
+    assert objects.exists(*location)
+    assert ds.delete() is True
+    assert not objects.exists(*location)
