@@ -64,6 +64,7 @@ Isolation = Literal["auto", "full", "limits"]
 _PIPE_SIZE = 1 << 20
 _READ_SIZE = 1 << 20
 _FLUSH_INTERVAL_US = 2000
+_PIPELINE_DEPTH = 3  # chunks in flight per worker (queued calls never started are re-queued)
 _MAX_REQUEUES = 3  # an innocent call re-run more often than this fails instead
 _FSIZE_LIMIT = 64 * 1024 * 1024
 _NOFILE_LIMIT = 1024
@@ -871,8 +872,9 @@ class WorkerPool:
                     if not self._send(worker, encoder, chunk, flight):
                         continue
                     watch = _Watch(time.monotonic_ns())
-                elif flight.count <= self._batch_size and not worker.outbuf:
-                    # Keep a second chunk queued in the pipe so the worker never waits for us.
+                elif flight.count < _PIPELINE_DEPTH * self._batch_size and not worker.outbuf:
+                    # Keep more chunks queued in the pipe so the worker never waits for us,
+                    # even when this process is descheduled for a while on a busy machine.
                     chunk = self._queue.take(block=False)
                     if chunk is not None:
                         self._send(worker, encoder, chunk, flight)
