@@ -238,6 +238,7 @@ time.sleep(3600)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["limits", "full"])
 def test_workers_die_with_their_parent(tmp_path: Path, mode: str) -> None:
     import signal
