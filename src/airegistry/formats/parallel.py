@@ -35,6 +35,7 @@ from typing import Any
 
 from . import texts
 from .engine import RowValidator
+from .errors import SourceReadError
 from .jsonl import BOM, validate_jsonl
 from .report import Issue, ValidationLimits
 from .sources import CHUNK_SIZE, ByteSource
@@ -195,14 +196,19 @@ def run_part(
     return out
 
 
-def _hash_file(path: str, out: list[str]) -> None:
+def _hash_file(path: str, out: list[Any]) -> None:
+    """Runs on a thread next to the validation (hashlib releases the GIL)."""
     h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            block = f.read(CHUNK_SIZE)
-            if not block:
-                break
-            h.update(block)
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                block = f.read(CHUNK_SIZE)
+                if not block:
+                    break
+                h.update(block)
+    except OSError as exc:
+        out.append(exc)
+        return
     out.append(h.hexdigest())
 
 
@@ -226,7 +232,7 @@ def validate_jsonl_parallel(
     preset = _peek_format(path, points[1], technique, limits)
     if preset is None:
         return None
-    digest: list[str] = []
+    digest: list[Any] = []
     hasher = None
     if compute_sha256:
         hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
@@ -275,6 +281,8 @@ def validate_jsonl_parallel(
             w.close()
     if hasher is not None:
         hasher.join()
+        if isinstance(digest[0], BaseException):
+            raise SourceReadError(f"hashing {path} failed: {digest[0]}") from digest[0]
     if progress is not None:
         progress(size)
     merged = RowValidator(technique, limits)
