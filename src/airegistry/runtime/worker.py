@@ -85,6 +85,12 @@ class _Capture:
         if len(text) > self.cap:
             self.dropped += len(text) - self.cap
             text = text[-self.cap :]
+        if len(text) * 4 > self.cap:  # the cap is in bytes; non-ASCII text may exceed it
+            data = text.encode("utf-8", "replace")
+            if len(data) > self.cap:
+                kept = data[-self.cap :].decode("utf-8", "ignore")
+                self.dropped += len(text) - len(kept)
+                text = kept
         if self.dropped:
             text = f"[... {self.dropped} characters of output truncated ...]\n{text}"
         self.parts.clear()
