@@ -166,6 +166,9 @@ class RowValidator:
     def accept_rows(self, rows: list[Any], first_line: int) -> None:
         """``rows`` decoded into ``self.type``, from consecutive lines starting at ``first_line``."""
         self.rows += len(rows)
+        self._check_rows(rows, first_line)
+
+    def _check_rows(self, rows: list[Any], first_line: int) -> None:
         assert self.format is not None
         for i, path, message, is_error in texts.check_batch(self.format, rows, self.acc):
             if is_error:
@@ -237,8 +240,7 @@ class RowValidator:
         except msgspec.ValidationError:
             pass
         else:
-            self.accept_rows([row], line)
-            self.rows -= 1  # accept_rows counted it; the caller already did
+            self._check_rows([row], line)  # the caller counted the row already
             return
         other = looks_like(obj)
         # A row of a format whose fields are a subset of ours (``prompt_only`` in a
