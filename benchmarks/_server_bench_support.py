@@ -171,6 +171,14 @@ class LoadResult:
     errors: int
     latencies_s: list[float] = field(default_factory=list)
     first_error: str | None = None
+    #: CPU seconds (user + system) the server's process tree spent during the window.
+    server_cpu_s: float | None = None
+
+    @property
+    def server_cpu_ms_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s / self.requests * 1000
 
     @property
     def rps(self) -> float:
@@ -232,8 +240,30 @@ def _client_loop(endpoint: Endpoint, call: Call, warmup: int, window: Any, go: A
     out.put(("done", latencies, errors, first_error))
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process and its children (None if it is gone).
+
+    Unlike wall-clock rates this barely moves when other work shares the machine, so it is
+    the steadier measure of what one request costs the server.
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def run_load(endpoint: Endpoint, call: Call, *, clients: int, duration_s: float,
-             warmup: int = 5, ready_timeout_s: float = 120.0) -> LoadResult:
+             warmup: int = 5, ready_timeout_s: float = 120.0,
+             server_pid: int | None = None) -> LoadResult:
     """``clients`` processes, each with its own boto3 client, hammer ``call`` for ``duration_s``.
 
     Processes, not threads: one Python process cannot saturate a server (the GIL serialises
@@ -258,11 +288,15 @@ def run_load(endpoint: Endpoint, call: Call, *, clients: int, duration_s: float,
                 ready += 1
             else:
                 finished.append(message)
+        cpu_before = tree_cpu_seconds(server_pid) if server_pid else None
         window[0] = time.time() + 0.05
         window[1] = window[0] + duration_s
         go.set()
         while len(finished) < clients:
             finished.append(out.get(timeout=duration_s + 120))
+        cpu_after = tree_cpu_seconds(server_pid) if server_pid else None
+        if cpu_before is not None and cpu_after is not None:
+            result.server_cpu_s = cpu_after - cpu_before
         for _kind, latencies, errors, first_error in finished:
             result.latencies_s.extend(latencies)
             result.requests += len(latencies)

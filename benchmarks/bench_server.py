@@ -17,6 +17,8 @@ and measures, with real boto3 clients (retries off, errors counted):
     ListModelPackageGroups (moto has no hub API); floor: canned hub responses.
   * the time to page through ``--items`` items with MaxResults=100 (items created through
     the API beforehand, on several threads);
+  * the server's CPU time per request (user + system of its process tree over the 1-client
+    window): steadier than req/s when other work shares the machine;
   * S3 upload_file/download_file of a ``--s3-mb`` file (default TransferConfig): MB/s each
     way and the server's peak RSS (process tree) during each transfer; ours and moto.
 
@@ -359,6 +361,7 @@ def record_load(results: dict[str, Any], name: str, label: str, load: LoadResult
     results[f"{label}_p50"] = load.percentile_ms(50)
     results[f"{label}_p99"] = load.percentile_ms(99)
     results[f"{label}_err"] = load.errors
+    results[f"{label}_cpu"] = load.server_cpu_ms_per_request
     if load.errors:
         print(f"!! {name} {label}: {load.errors} errors; first: {load.first_error}")
 
@@ -387,6 +390,8 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
         (f"list page (100) /s, {n} clients", "listN_rps", ",.1f"),
         (f"list page p50 ms, {n} clients", "listN_p50", ".2f"),
         (f"list page p99 ms, {n} clients", "listN_p99", ".2f"),
+        ("server CPU ms per describe", "describe1_cpu", ".2f"),
+        ("server CPU ms per list page", "list1_cpu", ".2f"),
         (f"page through {args.items:,} items, s", "page_all_s", ".3f"),
         (f"S3 upload {args.s3_mb} MB, MB/s", "s3_up_mbs", ",.1f"),
         (f"S3 download {args.s3_mb} MB, MB/s", "s3_down_mbs", ",.1f"),
@@ -438,6 +443,10 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
         ("list page/s ours/moto, 1 client", ratio(ours.get("list1_rps"), moto.get("list1_rps"))),
         (f"{args.items:,} items paged: time ours/moto", ratio(ours.get("page_all_s"),
                                                               moto.get("page_all_s"))),
+        ("server CPU per describe ours/moto", ratio(ours.get("describe1_cpu"),
+                                                   moto.get("describe1_cpu"))),
+        ("server CPU per describe ours/floor", ratio(ours.get("describe1_cpu"),
+                                                    floor.get("describe1_cpu"))),
     ]
     print()
     print(f"{'target':<44}{'value':>10}  {'target':<9}result")
@@ -549,12 +558,14 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                 for clients, suffix in ((1, "1"), (args.clients, "N")):
                     best: dict[str, LoadResult] = {}
                     for _round in range(args.rounds):
-                        for name, (_server, endpoint) in started.items():
+                        for name, (server, endpoint) in started.items():
                             load = run_load(endpoint, plans[name][index], clients=clients,
-                                            duration_s=args.duration)
+                                            duration_s=args.duration, server_pid=server.proc.pid)
+                            cpu = load.server_cpu_ms_per_request
                             print(f"  {name:<5} {label:<8} {clients} client(s): "
                                   f"{load.rps:8.1f}/s p50 {load.percentile_ms(50):7.2f} ms "
                                   f"p99 {load.percentile_ms(99):7.2f} ms"
+                                  f"  server CPU {_fmt(cpu, '.2f')} ms/req"
                                   + (f"  errors {load.errors}" if load.errors else ""),
                                   flush=True)
                             if name not in best or load.rps > best[name].rps:
