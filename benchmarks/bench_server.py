@@ -506,6 +506,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.page_repeats = args.page_repeats if args.page_repeats is not None else (2 if quick else 3)
     if args.items < 1 or args.duration <= 0 or args.clients < 1 or args.rounds < 1:
         parser.error("--items, --duration, --clients and --rounds must be positive")
+    unknown = {x.strip() for x in args.only.split(",")} - {"ours", "moto", "floor"}
+    if unknown:
+        parser.error(f"--only: unknown server(s) {', '.join(sorted(unknown))}; "
+                     "choose from ours, moto, floor")
     return args
 
 
@@ -594,7 +598,11 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                 for name in ("ours", "moto"):
                     if name in started:
                         server, endpoint = started[name]
-                        res[name].update(s3_transfer(endpoint, server, src, sha, tmp))
+                        try:
+                            res[name].update(s3_transfer(endpoint, server, src, sha, tmp))
+                        except Exception as exc:  # report it and keep the rest of the table
+                            print(f"!! {name} S3 transfer failed: {type(exc).__name__}: {exc}")
+                            continue
                         print(f"  {name:<5} S3 up {res[name]['s3_up_mbs']:.1f} MB/s, down "
                               f"{res[name]['s3_down_mbs']:.1f} MB/s, peak RSS "
                               f"{res[name]['rss_up_mb']:.0f}/{res[name]['rss_down_mb']:.0f} MB",
