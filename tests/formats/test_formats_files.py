@@ -128,3 +128,19 @@ def test_parquet_row_errors_and_batches(tmp_path) -> None:
 def test_parquet_not_parquet(tmp_path) -> None:
     r = validate(write(tmp_path, "a.parquet", b"PAR1 nope"))
     assert not r.valid and "Parquet" in r.errors[0].message
+
+
+def test_csv_large_with_scattered_errors(tmp_path) -> None:
+    lines = ["prompt,completion"]
+    bad = {5, 1024, 1025, 2500}
+    for i in range(1, 3001):
+        if i == 1800:
+            lines.append("")
+        elif i in bad:
+            lines.append(f"p{i},")
+        else:
+            lines.append(f"p{i},c{i}")
+    r = validate(write(tmp_path, "a.csv", "\n".join(lines) + "\n"), technique="sft")
+    assert [(e.line, e.path) for e in r.errors] == [(n, "completion") for n in sorted(bad)]
+    assert [w.line for w in r.warnings] == [1800] and r.rows == 2999
+    assert r.stats["prompt"].count == 2999 - len(bad)  # rows that fit the format

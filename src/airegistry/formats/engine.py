@@ -224,6 +224,20 @@ class RowValidator:
         self.rows += 1
         self._check_decoded(obj, line)
 
+    def check_objects(self, objs: list[Any], first_line: int) -> None:
+        """Rows from consecutive lines (CSV records, Parquet batches): one typed
+        conversion for the whole batch, row by row only when it fails."""
+        if self.type is not None and objs:
+            try:
+                rows = msgspec.convert(objs, list[self.type])
+            except msgspec.ValidationError:
+                pass
+            else:
+                self.accept_rows(rows, first_line)
+                return
+        for i, obj in enumerate(objs):
+            self.check_object(obj, first_line + i)
+
     def _check_decoded(self, obj: Any, line: int) -> None:
         if not isinstance(obj, dict):
             self.error(line, "$", f"row must be a JSON object, got {json_type_name(obj)}")

@@ -63,30 +63,42 @@ def validate_csv(src: ByteSource, v: RowValidator) -> int:
     keep_empty = set(spec.csv_required)
     width = len(header)
     row = 0
+    batch: list[dict[str, str]] = []  # consecutive well-formed records, validated together
+
+    def flush() -> None:
+        v.check_objects(batch, row - len(batch) + 1)
+        batch.clear()
+
     while True:
         try:
             record = next(reader, None)
         except csv.Error as exc:
+            flush()
             v.rows += 1
             v.error(row + 1, "", f"malformed CSV record, validation stopped: {exc}")
             return row + 1
         if record is None:
             break
+        if not record or len(record) != width or _SURROGATE.search("".join(record)):
+            flush()
+            row += 1
+            v.rows += bool(record)
+            if not record:
+                v.warning(row, "", "blank line skipped")
+            elif len(record) != width:
+                v.error(row, "", f"record has {len(record)} fields but the header has {width}")
+            else:
+                bad = next(h for h, value in zip(header, record, strict=True)
+                           if _SURROGATE.search(value))
+                v.error(row, bad, "invalid UTF-8")
+            continue
         row += 1
-        if not record:
-            v.warning(row, "", "blank line skipped")
-            continue
-        if len(record) != width:
-            v.rows += 1
-            v.error(row, "", f"record has {len(record)} fields but the header has {width}")
-            continue
-        bad = next((h for h, value in zip(header, record, strict=True) if _SURROGATE.search(value)), None)
-        if bad is not None:
-            v.rows += 1
-            v.error(row, bad, "invalid UTF-8")
-            continue
-        obj = {h: value for h, value in zip(header, record, strict=True) if value or h in keep_empty}
-        v.check_object(obj, row)
+        batch.append(
+            {h: value for h, value in zip(header, record, strict=True) if value or h in keep_empty}
+        )
+        if len(batch) >= 1024:
+            flush()
+    flush()
     if row == 0:
         v.error(0, "", "the file has a header but no rows")
     return row
@@ -157,17 +169,18 @@ def validate_parquet(path_or_file: Any, v: RowValidator, batch_rows: int = 4096)
         return 0
     row = 0
     for batch in pf.iter_batches(batch_size=batch_rows):
-        for record in batch.to_pylist():
-            obj = _drop_nulls(record)
-            if row == 0:
-                # The schema is checked against the format of the first row *before* any
-                # row, so that a wrong column type is one clear error, not one per row.
-                name, _ = detect(obj, v.technique)
-                if name is not None and not _check_schema(pf.schema_arrow, name, v):
-                    v.error(0, "$", "validation stopped: column types do not fit the format")
-                    return 0
-            row += 1
-            v.check_object(obj, row)
+        objs = [_drop_nulls(record) for record in batch.to_pylist()]
+        if row == 0 and objs:
+            # The schema is checked against the format of the first row *before* any
+            # row, so that a wrong column type is one clear error, not one per row.
+            name, _ = detect(objs[0], v.technique)
+            if name is not None and not _check_schema(pf.schema_arrow, name, v):
+                v.error(0, "$", "validation stopped: column types do not fit the format")
+                return 0
+            v.check_object(objs[0], 1)  # detects the format
+            row, objs = 1, objs[1:]
+        v.check_objects(objs, row + 1)
+        row += len(objs)
     if row == 0:
         v.error(0, "$", "the file has no rows")
     return row
