@@ -164,13 +164,13 @@ def load_handler(code: Path) -> Callable[[Any, Any], Any]:
 def inprocess_throughput(
     handler: Callable[[Any, Any], Any], events: list[Any]
 ) -> tuple[float, float]:
-    """(calls/s, CPU us per call) of direct calls."""
+    """(calls/s, CPU us per call) of direct calls, keeping every result as (c) does."""
     ctx = _Ctx()
     cpu0 = time.process_time()
     start = time.perf_counter()
-    for event in events:
-        handler(event, ctx)
+    results = [handler(event, ctx) for event in events]
     total = time.perf_counter() - start
+    del results
     cpu = time.process_time() - cpu0
     return len(events) / total, cpu / len(events) * 1e6
 
