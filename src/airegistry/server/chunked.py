@@ -213,7 +213,7 @@ class AwsChunkedDecoder:
 
     # The parser keeps a small buffer of undecoded bytes; chunk *data* is passed
     # through as soon as it arrives, so memory never scales with the chunk size.
-    def decode(self, source: Iterable[bytes]) -> Iterator[bytes]:
+    def decode(self, source: Iterable[bytes | memoryview]) -> Iterator[bytes]:
         it = iter(source)
         buf = bytearray()
         total = 0

@@ -377,7 +377,7 @@ class S3Handler:
     # -- upload body pipeline ------------------------------------------------------------
 
     def _body_plan(self, ctx: RequestContext, reader: BodyReader,
-                   verified: sigv4.VerifiedRequest | None) -> tuple[Iterator[bytes], dict[str, Any], AwsChunkedDecoder | None]:
+                   verified: sigv4.VerifiedRequest | None) -> tuple[Iterator[bytes | memoryview], dict[str, Any], AwsChunkedDecoder | None]:
         """The body iterator for the store plus the digests the store must verify."""
         h = ctx.headers
         length_txt = h.get("content-length")
@@ -430,7 +430,7 @@ class S3Handler:
                                         max_size=self.config.max_object_size)
             if decoder.result.algorithm is not None:
                 kwargs["checksum"] = (decoder.result.algorithm, None)
-            body: Iterator[bytes] = decoder.decode(source)
+            body: Iterator[bytes | memoryview] = decoder.decode(source)
         else:
             body = _capped(source, self.config.max_object_size)
         if header_checksum is not None and "checksum" not in kwargs:
@@ -689,7 +689,7 @@ async def _drain(reader: BodyReader, ctx: RequestContext) -> None:
     await reader.drain()
 
 
-def _capped(source: Iterator[bytes], limit: int) -> Iterator[bytes]:
+def _capped(source: Iterator[bytes | memoryview], limit: int) -> Iterator[bytes | memoryview]:
     total = 0
     for piece in source:
         total += len(piece)
