@@ -205,15 +205,7 @@ class AIRHubEntity(ABC):
     def delete(self, version: str | None = None) -> bool:
         """Delete the version this object holds (or the given one); False if it is not there."""
         target = normalize_version(version) or self.version
-        try:
-            AIRHub.delete_hub_content(
-                self.hub_content_type(), self.name, target, session=self.sagemaker_session
-            )
-        except ClientError as exc:
-            if is_not_found(exc):
-                return False
-            raise
-        return True
+        return type(self)._delete_version(self.name, target, self.sagemaker_session)
 
     @classmethod
     def delete_by_name(
@@ -221,35 +213,32 @@ class AIRHubEntity(ABC):
     ) -> bool:
         """Delete one version, or every version when none is given."""
         if version is not None:
+            versions = [normalize_version(version)]
+        else:
             try:
-                AIRHub.delete_hub_content(
-                    cls.hub_content_type(), name, normalize_version(version), session=sagemaker_session
+                summaries = AIRHub.list_hub_content_versions(
+                    cls.hub_content_type(), name, session=sagemaker_session
                 )
             except ClientError as exc:
                 if is_not_found(exc):
                     return False
                 raise
-            return True
+            versions = [s["HubContentVersion"] for s in summaries]
+        deleted = False
+        for target in versions:
+            deleted = cls._delete_version(name, target, sagemaker_session) or deleted
+        return deleted
+
+    @classmethod
+    def _delete_version(cls, name: str, version: str, session: Session | None) -> bool:
+        """Delete one version; False when it is not there. Subclasses add their own cleanup."""
         try:
-            summaries = AIRHub.list_hub_content_versions(
-                cls.hub_content_type(), name, session=sagemaker_session
-            )
+            AIRHub.delete_hub_content(cls.hub_content_type(), name, version, session=session)
         except ClientError as exc:
             if is_not_found(exc):
                 return False
             raise
-        deleted = False
-        for summary in summaries:
-            try:
-                AIRHub.delete_hub_content(
-                    cls.hub_content_type(), name, summary["HubContentVersion"],
-                    session=sagemaker_session,
-                )
-                deleted = True
-            except ClientError as exc:
-                if not is_not_found(exc):
-                    raise
-        return deleted
+        return True
 
     # -- waiting -----------------------------------------------------------------------------
 
@@ -330,6 +319,19 @@ class AIRHubEntity(ABC):
                 raise
         majors = [version_key(s["HubContentVersion"])[0] for s in summaries]
         return f"{max(majors, default=0) + 1}.0.0"
+
+    @classmethod
+    def _created(cls: type[E], session: Session, name: str, version: str, wait: bool) -> E:
+        """The entity of a just-imported version, waited for when asked."""
+        entity = cls.get(name, session, version=version)
+        if wait:
+            entity.wait()
+            if entity.status == HubContentStatus.IMPORT_FAILED:
+                raise ValueError(
+                    f"{cls._list_kind.capitalize()} {name} version {version} failed to import: "
+                    f"{entity.failure_reason}"
+                )
+        return entity
 
     # -- presentation --------------------------------------------------------------------------
 

@@ -221,14 +221,7 @@ class DataSet(AIRHubEntity):
                 with contextlib.suppress(Exception):
                     session.objects.delete(*uploaded)
             raise
-        dataset = cls.get(name, session, version=version)
-        if wait:
-            dataset.wait()
-            if dataset.status == HubContentStatus.IMPORT_FAILED:
-                raise ValueError(
-                    f"Dataset {name} version {version} failed to import: {dataset.failure_reason}"
-                )
-        return dataset
+        return cls._created(session, name, version, wait)
 
     def create_version(
         self,

@@ -38,8 +38,7 @@ from airegistry.air_constants import (
     REWARD_PROMPT,
     HubContentStatus,
 )
-from airegistry.air_hub import AIRHub
-from airegistry.air_hub_entity import AIRHubEntity, check_name, is_not_found, normalize_version
+from airegistry.air_hub_entity import AIRHubEntity, check_name, is_not_found
 from airegistry.runtime.rewards import RewardOutcome, outcome_from_error, outcome_from_payload
 from airegistry.session import Session, resolve_session
 
@@ -287,14 +286,7 @@ class Evaluator(AIRHubEntity):
         except BaseException:
             cls._cleanup(session, created_function, object_uri)
             raise
-        evaluator = cls.get(name, session, version=version)
-        if wait:
-            evaluator.wait()
-            if evaluator.status == HubContentStatus.IMPORT_FAILED:
-                raise ValueError(
-                    f"Evaluator {name} version {version} failed to import: {evaluator.failure_reason}"
-                )
-        return evaluator
+        return cls._created(session, name, version, wait)
 
     def create_version(
         self, source: str, wait: bool = True, role: str | None = None,
@@ -391,46 +383,18 @@ class Evaluator(AIRHubEntity):
 
     # -- deleting (BYOC functions go with their version) ---------------------------------------
 
-    def delete(self, version: str | None = None) -> bool:
-        target = normalize_version(version) or self.version
-        victim = self if target == self.version else None
-        if victim is None:
-            try:
-                victim = type(self).get(self.name, self.sagemaker_session, version=target)
-            except ClientError as exc:
-                if is_not_found(exc):
-                    return False
-                raise
-        deleted = super().delete(target)
-        if deleted:
-            victim._delete_function()
-        return deleted
-
     @classmethod
-    def delete_by_name(
-        cls, name: str, version: str | None = None, sagemaker_session: Session | None = None
-    ) -> bool:
-        if version is not None:
-            try:
-                return cls.get(name, sagemaker_session, version=version).delete()
-            except ClientError as exc:
-                if is_not_found(exc):
-                    return False
-                raise
+    def _delete_version(cls, name: str, version: str, session: Session | None) -> bool:
         try:
-            summaries = AIRHub.list_hub_content_versions(
-                cls.hub_content_type(), name, session=sagemaker_session
-            )
+            victim = cls.get(name, session, version=version)
         except ClientError as exc:
             if is_not_found(exc):
                 return False
             raise
-        deleted = False
-        for summary in summaries:
-            with contextlib.suppress(ClientError):
-                entity = cls.get(name, sagemaker_session, version=summary["HubContentVersion"])
-                deleted = entity.delete() or deleted
-        return deleted
+        if not super()._delete_version(name, version, session):
+            return False
+        victim._delete_function()
+        return True
 
     def _delete_function(self) -> None:
         if self.method is not EvaluatorMethod.BYOC or not self.reference:

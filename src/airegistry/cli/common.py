@@ -71,3 +71,38 @@ def run_guarded(action: Callable[[], int]) -> int:
     except ValueError as exc:
         error(str(exc))
         return EXIT_FAILED
+
+
+def run_versions(entity_cls: Any, name: str, as_json: bool) -> int:
+    """``versions`` of any entity kind: newest first, as a table or JSON."""
+
+    def action() -> int:
+        versions = entity_cls.get(name).get_versions()
+        if as_json:
+            print_json(versions)
+        else:
+            print_table(
+                f"versions of {name}",
+                ("version", "status", "created", "arn"),
+                [(v["Version"], v["Status"], v["CreationTime"], v["Arn"]) for v in versions],
+            )
+        return EXIT_OK
+
+    return run_guarded(action)
+
+
+def run_delete(entity_cls: Any, name: str, version: str | None, as_json: bool) -> int:
+    """``delete`` of any entity kind: one version, or all; exit 1 when there was nothing."""
+
+    def action() -> int:
+        deleted = entity_cls.delete_by_name(name, version=version)
+        what = f"{entity_cls._list_kind} {name}" + (f" version {version}" if version else "")
+        if as_json:
+            print_json({"deleted": deleted})
+        elif deleted:
+            print(f"deleted {what}")
+        else:
+            error(f"no such {what}")
+        return EXIT_OK if deleted else EXIT_FAILED
+
+    return run_guarded(action)

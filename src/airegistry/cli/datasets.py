@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from airegistry.cli import common
 from airegistry.cli.common import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     error,
@@ -167,35 +167,14 @@ def run_get(args: argparse.Namespace) -> int:
 def run_versions(args: argparse.Namespace) -> int:
     from airegistry.dataset import DataSet
 
-    def action() -> int:
-        versions = DataSet.get(args.name).get_versions()
-        if args.json:
-            print_json(versions)
-        else:
-            print_table(
-                f"versions of {args.name}",
-                ("version", "status", "created", "arn"),
-                [(v["Version"], v["Status"], v["CreationTime"], v["Arn"]) for v in versions],
-            )
-        return EXIT_OK
-
-    return run_guarded(action)
+    return common.run_versions(DataSet, args.name, args.json)
 
 
 def run_delete(args: argparse.Namespace) -> int:
     from airegistry.dataset import DataSet
 
-    def action() -> int:
-        deleted = DataSet.delete_by_name(args.name, version=args.version)
-        if args.json:
-            print_json({"deleted": deleted})
-        elif deleted:
-            print(f"deleted {args.name}" + (f" version {args.version}" if args.version else ""))
-        else:
-            error(f"no such dataset {args.name}" + (f" version {args.version}" if args.version else ""))
-        return EXIT_OK if deleted else EXIT_FAILED
+    return common.run_delete(DataSet, args.name, args.version, args.json)
 
-    return run_guarded(action)
 
 
 def run_download(args: argparse.Namespace) -> int:

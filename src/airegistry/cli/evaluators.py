@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airegistry.cli import common
 from airegistry.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -165,35 +166,14 @@ def run_get(args: argparse.Namespace) -> int:
 def run_versions(args: argparse.Namespace) -> int:
     from airegistry.evaluator import Evaluator
 
-    def action() -> int:
-        versions = Evaluator.get(args.name).get_versions()
-        if args.json:
-            print_json(versions)
-        else:
-            print_table(
-                f"versions of {args.name}",
-                ("version", "status", "created", "arn"),
-                [(v["Version"], v["Status"], v["CreationTime"], v["Arn"]) for v in versions],
-            )
-        return EXIT_OK
-
-    return run_guarded(action)
+    return common.run_versions(Evaluator, args.name, args.json)
 
 
 def run_delete(args: argparse.Namespace) -> int:
     from airegistry.evaluator import Evaluator
 
-    def action() -> int:
-        deleted = Evaluator.delete_by_name(args.name, version=args.version)
-        if args.json:
-            print_json({"deleted": deleted})
-        elif deleted:
-            print(f"deleted {args.name}" + (f" version {args.version}" if args.version else ""))
-        else:
-            error(f"no such evaluator {args.name}")
-        return EXIT_OK if deleted else EXIT_FAILED
+    return common.run_delete(Evaluator, args.name, args.version, args.json)
 
-    return run_guarded(action)
 
 
 def _load_event(text: str) -> dict[str, Any]:

@@ -413,48 +413,37 @@ class HubService:
     def _version(self, row: Row) -> str:
         return format_version((row.v_major, row.v_minor, row.v_patch))
 
-    def _content_output(self, row: Row) -> dict:
+    def _summary(self, row: Row) -> dict:
+        """The fields a list shows (HubContentInfo); describe adds the rest."""
         version = self._version(row)
-        document = row.document
-        dependencies: list[dict] = []
-        if row.content_type == "DataSet":
-            deps = json.loads(document).get("Dependencies") or []
-            dependencies = [d for d in deps if isinstance(d, dict)]
         return {
             "HubContentName": row.name,
             "HubContentArn": self.content_arn(row.hub_name, row.content_type, row.name, version),
             "HubContentVersion": version,
             "HubContentType": row.content_type,
             "DocumentSchemaVersion": row.document_schema_version,
-            "HubName": row.hub_name,
-            "HubArn": self.hub_arn(row.hub_name),
             "HubContentDisplayName": row.display_name,
             "HubContentDescription": row.description,
-            "HubContentMarkdown": row.markdown,
-            "HubContentDocument": document,
             "SupportStatus": row.support_status,
             "HubContentSearchKeywords": json.loads(row.search_keywords),
-            "HubContentDependencies": dependencies,
             "HubContentStatus": row.status,
-            "FailureReason": row.failure_reason,
             "CreationTime": to_datetime(row.created_at),
-            "LastModifiedTime": to_datetime(row.modified_at),
         }
 
-    def _summary(self, row: Row) -> dict:
-        version = self._version(row)
+    def _content_output(self, row: Row) -> dict:
+        dependencies: list[dict] = []
+        if row.content_type == "DataSet":
+            deps = json.loads(row.document).get("Dependencies") or []
+            dependencies = [d for d in deps if isinstance(d, dict)]
         return {
-            "HubContentName": row.name,
-            "HubContentArn": self.content_arn(row.hub_name, row.content_type, row.name, version),
-            "HubContentVersion": version,
-            "HubContentType": row.content_type,
-            "DocumentSchemaVersion": row.document_schema_version,
-            "HubContentDisplayName": row.display_name,
-            "HubContentDescription": row.description,
-            "SupportStatus": row.support_status,
-            "HubContentSearchKeywords": json.loads(row.search_keywords),
-            "HubContentStatus": row.status,
-            "CreationTime": to_datetime(row.created_at),
+            **self._summary(row),
+            "HubName": row.hub_name,
+            "HubArn": self.hub_arn(row.hub_name),
+            "HubContentMarkdown": row.markdown,
+            "HubContentDocument": row.document,
+            "HubContentDependencies": dependencies,
+            "FailureReason": row.failure_reason,
+            "LastModifiedTime": to_datetime(row.modified_at),
         }
 
     def describe_hub_content(self, params: dict) -> dict:
