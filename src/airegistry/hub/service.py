@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, tuple_, update
+import msgspec
+from sqlalchemy import bindparam, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -42,6 +43,32 @@ STATUS_AVAILABLE = "Available"
 STATUS_IMPORT_FAILED = "ImportFailed"
 
 ACTIVE_JOB_STATES = ("queued", "running")
+
+# Built once: deriving an alias's column collection costs more than running the query.
+_NEWER = hub_contents.alias("newer")
+# The hot reads are built once with bind parameters: constructing a statement costs
+# several times what SQLite needs to answer it.
+_HUB_BY_NAME = select(hubs).where(hubs.c.name == bindparam("hub"))
+_CONTENT_OF_NAME = (
+    hub_contents.c.hub_name == bindparam("hub"),
+    hub_contents.c.content_type == bindparam("ctype"),
+    hub_contents.c.name == bindparam("name"),
+)
+_CONTENT_VERSION = select(hub_contents).where(
+    *_CONTENT_OF_NAME,
+    hub_contents.c.v_major == bindparam("major"),
+    hub_contents.c.v_minor == bindparam("minor"),
+    hub_contents.c.v_patch == bindparam("patch"),
+)
+_CONTENT_LATEST = (
+    select(hub_contents)
+    .where(*_CONTENT_OF_NAME)
+    .order_by(
+        hub_contents.c.v_major.desc(), hub_contents.c.v_minor.desc(), hub_contents.c.v_patch.desc()
+    )
+    .limit(1)
+)
+_decode_json = msgspec.json.decode
 
 
 def parse_version(value: str, field: str = "HubContentVersion") -> tuple[int, int, int]:
@@ -130,7 +157,7 @@ class HubService:
     # -- hubs -------------------------------------------------------------------------------
 
     def _require_hub(self, conn: Connection, name: str) -> Row:
-        row = conn.execute(select(hubs).where(hubs.c.name == name)).first()
+        row = conn.execute(_HUB_BY_NAME, {"hub": name}).first()
         if row is None:
             raise OperationError("ResourceNotFound", f"Hub {name} does not exist.")
         return row
@@ -388,23 +415,12 @@ class HubService:
     def _content_row(
         self, conn: Connection, hub: str, content_type: str, name: str, version: str | None
     ) -> Row:
-        query = select(hub_contents).where(
-            hub_contents.c.hub_name == hub,
-            hub_contents.c.content_type == content_type,
-            hub_contents.c.name == name,
-        )
+        args: dict[str, Any] = {"hub": hub, "ctype": content_type, "name": name}
         if version is not None:
-            major, minor, patch = parse_version(version)
-            query = query.where(
-                hub_contents.c.v_major == major,
-                hub_contents.c.v_minor == minor,
-                hub_contents.c.v_patch == patch,
-            )
+            args["major"], args["minor"], args["patch"] = parse_version(version)
+            row = conn.execute(_CONTENT_VERSION, args).first()
         else:
-            query = query.order_by(
-                hub_contents.c.v_major.desc(), hub_contents.c.v_minor.desc(), hub_contents.c.v_patch.desc()
-            ).limit(1)
-        row = conn.execute(query).first()
+            row = conn.execute(_CONTENT_LATEST, args).first()
         if row is None:
             what = f"{content_type} {name}" + (f" version {version}" if version else "")
             raise OperationError("ResourceNotFound", f"{what} does not exist in hub {hub}.")
@@ -425,7 +441,7 @@ class HubService:
             "HubContentDisplayName": row.display_name,
             "HubContentDescription": row.description,
             "SupportStatus": row.support_status,
-            "HubContentSearchKeywords": json.loads(row.search_keywords),
+            "HubContentSearchKeywords": _decode_json(row.search_keywords),
             "HubContentStatus": row.status,
             "CreationTime": to_datetime(row.created_at),
         }
@@ -449,11 +465,14 @@ class HubService:
     def describe_hub_content(self, params: dict) -> dict:
         hub = self._hub_name(params["HubName"])
         with self.db.read() as conn:
-            self._require_hub(conn, hub)
-            row = self._content_row(
-                conn, hub, params["HubContentType"], params["HubContentName"],
-                params.get("HubContentVersion"),
-            )
+            try:
+                row = self._content_row(
+                    conn, hub, params["HubContentType"], params["HubContentName"],
+                    params.get("HubContentVersion"),
+                )
+            except OperationError:
+                self._require_hub(conn, hub)  # a missing hub is the better error
+                raise
             return self._content_output(row)
 
     def _content_filters(self, query: Any, params: dict) -> Any:
@@ -483,7 +502,7 @@ class HubService:
     def list_hub_contents(self, params: dict) -> dict:
         hub = self._hub_name(params["HubName"])
         content_type = params["HubContentType"]
-        newer = hub_contents.alias("newer")
+        newer = _NEWER
         query = select(hub_contents).where(
             hub_contents.c.hub_name == hub,
             hub_contents.c.content_type == content_type,
@@ -497,8 +516,6 @@ class HubService:
         )
         query = self._content_filters(query, params)
         scope = {"op": "ListHubContents", "t": content_type, "f": self._filter_fingerprint(params)}
-        with self.db.read() as conn:
-            self._require_hub(conn, hub)
         rows, token = self._page(
             query,
             self._sort_column(params, "CreationTime"),
@@ -509,6 +526,9 @@ class HubService:
             scope,
             post_filter=self._schema_filter(params),
         )
+        if not rows:
+            with self.db.read() as conn:
+                self._require_hub(conn, hub)
         return {"HubContentSummaries": [self._summary(r) for r in rows], "NextToken": token}
 
     def list_hub_content_versions(self, params: dict) -> dict:

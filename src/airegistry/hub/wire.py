@@ -248,71 +248,120 @@ def _encode_timestamp(value: datetime, shape: Shape) -> Any:
     return value.timestamp()
 
 
-def _encode(value: Any, shape: Shape, path: str, for_json: bool) -> Any:
+Encoder = Callable[[Any], Any]
+
+
+def _type_error(path: str, expected: str, value: Any) -> TypeError:
+    return TypeError(f"output member {path or 'output'} must be {expected}, got {type(value).__name__}")
+
+
+def _compile_encoder(shape: Shape, path: str, for_json: bool) -> Encoder:
     """Handler output -> what the shape defines, for JSON or for Python callers.
 
-    Only members the shape defines survive; ``None`` is omitted; a wrong type is a
+    The shape tree is walked once per operation and turned into nested closures, so a
+    100-item list page costs a few dict lookups per member instead of a shape walk per
+    value. Only members the shape defines survive; ``None`` is omitted; a wrong type is a
     handler bug and raises ``TypeError`` (answered as InternalFailure).
     """
     kind = shape.type_name
     if kind == "structure":
         if shape.is_document_type:
-            return value
-        if not isinstance(value, Mapping):
-            raise TypeError(f"output member {path or 'output'} must be a mapping, got {type(value).__name__}")
-        out: dict[str, Any] = {}
-        for name, member in shape.members.items():
-            item = value.get(name)
-            if item is not None:
-                key = member.serialization.get("name", name) if for_json else name
-                out[key] = _encode(item, member, _json_path(path, name), for_json)
-        return out
-    if kind == "list":
-        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-            raise TypeError(f"output member {path} must be a list, got {type(value).__name__}")
-        return [
-            _encode(item, shape.member, f"{path}[{i}]", for_json)
-            for i, item in enumerate(value)
-            if item is not None
+            return lambda value: value
+        members = [
+            (
+                name,
+                member.serialization.get("name", name) if for_json else name,
+                _compile_encoder(member, _json_path(path, name), for_json),
+            )
+            for name, member in shape.members.items()
         ]
+
+        def encode_structure(value: Any) -> dict[str, Any]:
+            if not isinstance(value, Mapping):
+                raise _type_error(path, "a mapping", value)
+            out: dict[str, Any] = {}
+            for name, key, encode in members:
+                item = value.get(name)
+                if item is not None:
+                    out[key] = encode(item)
+            return out
+
+        return encode_structure
+    if kind == "list":
+        encode_item = _compile_encoder(shape.member, f"{path}[]", for_json)
+
+        def encode_list(value: Any) -> list[Any]:
+            if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+                raise _type_error(path, "a list", value)
+            return [encode_item(item) for item in value if item is not None]
+
+        return encode_list
     if kind == "map":
-        if not isinstance(value, Mapping):
-            raise TypeError(f"output member {path} must be a mapping, got {type(value).__name__}")
-        return {
-            str(k): _encode(v, shape.value, f"{path}.{k}", for_json)
-            for k, v in value.items()
-            if v is not None
-        }
+        encode_value = _compile_encoder(shape.value, f"{path}.*", for_json)
+
+        def encode_map(value: Any) -> dict[str, Any]:
+            if not isinstance(value, Mapping):
+                raise _type_error(path, "a mapping", value)
+            return {str(k): encode_value(v) for k, v in value.items() if v is not None}
+
+        return encode_map
     if kind == "string":
-        if isinstance(value, enum.Enum):
-            value = value.value
-        if not isinstance(value, str):
-            raise TypeError(f"output member {path} must be a string, got {type(value).__name__}")
-        return str(value)
+
+        def encode_string(value: Any) -> str:
+            if type(value) is str:
+                return value
+            if isinstance(value, enum.Enum):
+                value = value.value
+            if not isinstance(value, str):
+                raise _type_error(path, "a string", value)
+            return str(value)
+
+        return encode_string
     if kind in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"output member {path} must be an integer, got {type(value).__name__}")
-        return int(value)
+
+        def encode_integer(value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _type_error(path, "an integer", value)
+            return int(value)
+
+        return encode_integer
     if kind in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"output member {path} must be a number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise TypeError(f"output member {path} must be finite")
-        return float(value)
+
+        def encode_number(value: Any) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _type_error(path, "a number", value)
+            if not math.isfinite(value):
+                raise TypeError(f"output member {path} must be finite")
+            return float(value)
+
+        return encode_number
     if kind == "boolean":
-        if not isinstance(value, bool):
-            raise TypeError(f"output member {path} must be a boolean, got {type(value).__name__}")
-        return value
+
+        def encode_boolean(value: Any) -> bool:
+            if not isinstance(value, bool):
+                raise _type_error(path, "a boolean", value)
+            return value
+
+        return encode_boolean
     if kind == "timestamp":
-        moment = _as_utc(value, path)
-        return _encode_timestamp(moment, shape) if for_json else moment
+        if not for_json:
+            return lambda value: _as_utc(value, path)
+        return lambda value: _encode_timestamp(_as_utc(value, path), shape)
     if kind == "blob":
-        if isinstance(value, str):
-            value = value.encode("utf-8")
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise TypeError(f"output member {path} must be bytes, got {type(value).__name__}")
-        return base64.b64encode(bytes(value)).decode("ascii") if for_json else bytes(value)
-    raise TypeError(f"output member {path} has unsupported shape type {kind}")
+
+        def encode_blob(value: Any) -> Any:
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise _type_error(path, "bytes", value)
+            return base64.b64encode(bytes(value)).decode("ascii") if for_json else bytes(value)
+
+        return encode_blob
+
+    def unsupported(value: Any) -> Any:
+        raise TypeError(f"output member {path} has unsupported shape type {kind}")
+
+    return unsupported
 
 
 # ------------------------------------------------------------------------ the wire
@@ -336,6 +385,7 @@ class SageMakerWire:
                 raise TypeError(f"handler for {name} is not callable")
         self._handlers: dict[str, Handler] = dict(handlers)
         self.max_body_bytes = max_body_bytes
+        self._encoders: dict[tuple[str, bool], Encoder] = {}
 
     @property
     def operations(self) -> frozenset[str]:
@@ -365,7 +415,15 @@ class SageMakerWire:
         result = handler(decoded)
         if op.output_shape is None or result is None:
             return {}
-        return _encode(result, op.output_shape, "", for_json=False)
+        return self._encoder(operation, op, for_json=False)(result)
+
+    def _encoder(self, operation: str, op: OperationModel, *, for_json: bool) -> Encoder:
+        key = (operation, for_json)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            encoder = _compile_encoder(op.output_shape, "", for_json)
+            self._encoders[key] = encoder  # benign race: equal encoders
+        return encoder
 
     # -- wire entry point
 
@@ -383,7 +441,7 @@ class SageMakerWire:
             payload: Any = (
                 {}
                 if op.output_shape is None or result is None
-                else _encode(result, op.output_shape, "", for_json=True)
+                else self._encoder(operation, op, for_json=True)(result)
             )
             data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
             return 200, {"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": request_id}, data

@@ -88,6 +88,8 @@ class FunctionService:
         self.region = region
         self.code_bucket = code_bucket
         root = Path(getattr(objects, "root", tempfile.gettempdir()))
+        # The registry's directory: workers must never see its database or blobs.
+        self.home_dir = root.parent
         self.cache_dir = cache_dir or root.parent / "runtime" / "code"
         self.isolation = isolation or os.environ.get("AIREGISTRY_ISOLATION", "auto")
         self._pools: Any = None
@@ -441,6 +443,7 @@ class FunctionService:
                 function_name=row.name,
                 function_arn=self.arn(row.name),
                 environment=json.loads(row.environment),
+                hidden_paths=(self.home_dir,),
             )
 
         pool = self._pool_manager().get(key, spec)

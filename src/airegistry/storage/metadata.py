@@ -90,6 +90,11 @@ hub_contents = Table(
         name="uq_hub_content_version",
     ),
     Index("ix_hub_contents_listing", "hub_name", "content_type", "name"),
+    Index("ix_hub_contents_by_created", "hub_name", "content_type", "created_at", "name", "id"),
+    Index(
+        "ix_hub_contents_by_version",
+        "hub_name", "content_type", "name", "v_major", "v_minor", "v_patch",
+    ),
 )
 
 jobs = Table(
