@@ -443,7 +443,7 @@ class HubService:
             "SupportStatus": row.support_status,
             "HubContentSearchKeywords": _decode_json(row.search_keywords),
             "HubContentStatus": row.status,
-            "CreationTime": to_datetime(row.created_at),
+            "CreationTime": row.created_at,  # epoch seconds; the wire encodes per shape
         }
 
     def _content_output(self, row: Row) -> dict:
@@ -459,7 +459,7 @@ class HubService:
             "HubContentDocument": row.document,
             "HubContentDependencies": dependencies,
             "FailureReason": row.failure_reason,
-            "LastModifiedTime": to_datetime(row.modified_at),
+            "LastModifiedTime": row.modified_at,
         }
 
     def describe_hub_content(self, params: dict) -> dict:

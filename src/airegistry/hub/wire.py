@@ -346,6 +346,15 @@ def _compile_encoder(shape: Shape, path: str, for_json: bool) -> Encoder:
     if kind == "timestamp":
         if not for_json:
             return lambda value: _as_utc(value, path)
+        if (shape.serialization.get("timestampFormat") or "unixTimestamp").lower() == "unixtimestamp":
+
+            def encode_epoch(value: Any) -> float:
+                # Handlers may hand over epoch seconds directly: no datetime round trip.
+                if type(value) is float:
+                    return value
+                return _as_utc(value, path).timestamp()
+
+            return encode_epoch
         return lambda value: _encode_timestamp(_as_utc(value, path), shape)
     if kind == "blob":
 
