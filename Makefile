@@ -36,8 +36,11 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples
 
+# Serves ./.airegistry-server (or $AIREGISTRY_HOME); creates and prints a key on first use.
 serve: install
-	$(BIN)/airegistry server --home $${AIREGISTRY_HOME:-.airegistry-server}
+	@home=$${AIREGISTRY_HOME:-.airegistry-server}; \
+	[ -f "$$home/server-keys.json" ] || $(BIN)/airegistry server --home "$$home" --create-key; \
+	$(BIN)/airegistry server --home "$$home"
 
 bench: install
 	$(BIN)/python benchmarks/bench_validate.py --size-mb 50
