@@ -30,9 +30,10 @@ Send = Callable[[Message], Awaitable[None]]
 PREFETCH_BUDGET = 8 * 1024 * 1024
 #: Most bytes handed to the worker thread per event-loop hop.
 PREFETCH_BATCH = 4 * 1024 * 1024
-#: Pieces handed on to the store: it hashes each piece in a helper thread while writing
-#: the previous one, which pipelines best with pieces of this order (measured).
-PIECE_SIZE = 64 * 1024
+#: Largest piece handed on to the store.  The store hashes md5 on a helper thread only for
+#: pieces of 256 KiB or more and pays a fixed Python cost per piece, so pieces are kept
+#: large; the read-ahead budget, not this, bounds the memory a request holds.
+PIECE_SIZE = 1024 * 1024
 
 
 class ClientDisconnected(Exception):
