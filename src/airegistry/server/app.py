@@ -24,7 +24,9 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,10 @@ ACCESS_KEY_SCOPE = "airegistry.access_key"
 
 #: Largest body accepted by the JSON and query protocols (Lambda zips arrive base64 in JSON).
 DEFAULT_MAX_API_BODY = 100 * 1024 * 1024
+#: Threads running blocking SageMaker handler calls (SQLite reads and writes). Threads are
+#: started on demand, so a lightly loaded worker keeps one or two; the cap bounds how many
+#: requests touch the database at once, excess ones queue (never refused).
+DEFAULT_SAGEMAKER_THREADS = 32
 
 _STS_ACTIONS = frozenset({
     "GetCallerIdentity", "AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity",
@@ -89,6 +95,7 @@ class ServerOptions:
     virtual_host_bases: tuple[str, ...] = ("s3.localhost", "localhost")
     max_object_size: int = 5 * 1024**3
     max_api_body: int = DEFAULT_MAX_API_BODY
+    sagemaker_threads: int = DEFAULT_SAGEMAKER_THREADS
 
 
 # -- protocol-specific error rendering ----------------------------------------------------
@@ -170,6 +177,8 @@ class AiRegistryApp:
             virtual_host_bases=self.options.virtual_host_bases,
             max_object_size=self.options.max_object_size,
         ))
+        self._sagemaker_pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         if auth is None:
             log.warning(
                 "airegistry server: authentication is DISABLED (--no-auth); anyone who can "
@@ -221,8 +230,32 @@ class AiRegistryApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def close(self) -> None:
+        """Stop the SageMaker thread pool once in-flight calls finish (uvicorn drained them).
+
+        Calls already handed to a thread run to completion even so: the pool's threads
+        are joined at interpreter exit, so a write the client never saw acknowledged
+        still commits or rolls back cleanly rather than being cut off.
+        """
+        with self._pool_lock:
+            pool, self._sagemaker_pool = self._sagemaker_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        pool = self._sagemaker_pool
+        if pool is None:
+            with self._pool_lock:
+                pool = self._sagemaker_pool
+                if pool is None:
+                    pool = self._sagemaker_pool = ThreadPoolExecutor(
+                        max_workers=self.options.sagemaker_threads,
+                        thread_name_prefix="airegistry-sagemaker")
+        return pool
 
     async def _dispatch(self, ctx: RequestContext, scope: Scope, receive: Receive,
                         send: Send) -> None:
@@ -240,15 +273,18 @@ class AiRegistryApp:
             ctx.service = "unknown"
             return await send_protocol_error(send, ctx, "sagemaker", "UnknownServiceException",
                                              f"This endpoint does not serve {service!r}", 400)
+        info: sigv4.SignatureInfo | None = None
         if service != "s3" and body is None:
             # Refuse what can be refused without the body (unsigned, unknown key, stale)
             # before buffering up to max_api_body bytes from an unauthenticated client.
-            if self.auth is not None and not await self._precheck(ctx, send, service):
-                return
+            if self.auth is not None:
+                info = await self._precheck(ctx, send, service)
+                if info is None:
+                    return
             body = await self._read_api_body(ctx, reader, send, service)
             if body is None:
                 return
-        verified = await self._authenticate(ctx, send, service, body)
+        verified = await self._authenticate(ctx, send, service, body, info)
         if verified is False:
             return
         access_key = verified.access_key if verified else _claimed_key(ctx)
@@ -264,8 +300,13 @@ class AiRegistryApp:
         return await self._query(ctx, send, service, body)
 
     async def _authenticate(self, ctx: RequestContext, send: Send, service: str,
-                            body: bytes | None) -> sigv4.VerifiedRequest | bool | None:
-        """The verified request, None when auth is off, False when an error was sent."""
+                            body: bytes | None, info: sigv4.SignatureInfo | None = None,
+                            ) -> sigv4.VerifiedRequest | bool | None:
+        """The verified request, None when auth is off, False when an error was sent.
+
+        ``info`` is the signature :meth:`_precheck` already parsed from these headers;
+        the full verification (signature, scope date, signed host) still runs on it.
+        """
         if self.auth is None:
             return None
         payload_hash: str | None
@@ -289,20 +330,21 @@ class AiRegistryApp:
             return sigv4.verify_request(
                 method=ctx.method, raw_path=ctx.raw_path, raw_query=ctx.raw_query,
                 header_pairs=ctx.header_pairs, payload_hash=payload_hash,
-                lookup_secret=self.auth.lookup,
+                lookup_secret=self.auth.lookup, info=info,
             )
         except sigv4.SigV4Error as exc:
             await self._auth_error(ctx, send, service, exc)
             return False
 
-    async def _precheck(self, ctx: RequestContext, send: Send, service: str) -> bool:
+    async def _precheck(self, ctx: RequestContext, send: Send,
+                        service: str) -> sigv4.SignatureInfo | None:
+        """The parsed signature if the body-less checks pass, None when an error was sent."""
         assert self.auth is not None
         try:
-            sigv4.precheck(ctx.headers, ctx.query, self.auth.lookup)
+            return sigv4.precheck(ctx.headers, ctx.query, self.auth.lookup)
         except sigv4.SigV4Error as exc:
             await self._auth_error(ctx, send, service, exc)
-            return False
-        return True
+            return None
 
     async def _auth_error(self, ctx: RequestContext, send: Send, service: str,
                           exc: sigv4.SigV4Error) -> None:
@@ -393,11 +435,16 @@ class AiRegistryApp:
         if self.services.sagemaker is None:
             return await send_protocol_error(send, ctx, "sagemaker", "UnknownOperationException",
                                              "SageMaker is not served by this endpoint", 400)
-        from starlette.concurrency import run_in_threadpool
-
-        status, headers, out = await run_in_threadpool(self.services.sagemaker, target, body)
-        hdrs = [(k, v) for k, v in headers.items()]
-        if not any(k.lower() == "x-amzn-requestid" for k, _ in hdrs):
+        # A plain executor hop, not anyio's to_thread: per call it costs a fraction of
+        # anyio's (no capacity-limiter bookkeeping, no cancel-scope checkpoints), and on a
+        # ~1 ms describe that difference is measurable. If the request is cancelled
+        # (client gone, forced shutdown) the handler still runs to completion in its
+        # thread; its result is simply not sent.
+        loop = asyncio.get_running_loop()
+        status, headers, out = await loop.run_in_executor(
+            self._pool(), self.services.sagemaker, target, body)
+        hdrs = list(headers.items())
+        if not any(k.lower() == "x-amzn-requestid" for k in headers):
             hdrs.append(("x-amzn-RequestId", ctx.request_id))
         if status >= 400:
             with contextlib.suppress(ValueError, AttributeError):

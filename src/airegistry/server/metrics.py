@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_left
 from collections import defaultdict
 
 #: Latency histogram buckets in seconds (Prometheus convention).
@@ -43,11 +44,13 @@ class Metrics:
             self._requests[(service, operation, status)] += 1
             hist = self._hist.get((service, operation))
             if hist is None:
-                # len(BUCKETS) bucket counts, then +Inf count, then the sum.
+                # Per-bucket (not cumulative) counts, len(BUCKETS) of them, then the +Inf
+                # count (all observations), then the sum. render() cumulates; observing
+                # stays one bisect instead of a loop over every bucket.
                 hist = self._hist[(service, operation)] = [0.0] * (len(BUCKETS) + 2)
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    hist[i] += 1
+            i = bisect_left(BUCKETS, seconds)
+            if i < len(BUCKETS):
+                hist[i] += 1
             hist[len(BUCKETS)] += 1
             hist[len(BUCKETS) + 1] += seconds
             self._bytes_in[service] += bytes_in
@@ -71,10 +74,12 @@ class Metrics:
             ]
             for (svc, op), hist in sorted(self._hist.items()):
                 base = f'pid="{pid}",service="{_label(svc)}",operation="{_label(op)}"'
+                cumulative = 0
                 for i, bound in enumerate(BUCKETS):
+                    cumulative += int(hist[i])
                     lines.append(
                         f'airegistry_request_duration_seconds_bucket{{{base},le="{bound}"}} '
-                        f"{int(hist[i])}"
+                        f"{cumulative}"
                     )
                 lines.append(
                     f'airegistry_request_duration_seconds_bucket{{{base},le="+Inf"}} '

@@ -207,11 +207,12 @@ def extract_signature(headers: dict[str, str], query: Sequence[tuple[str, str]])
 
 def precheck(headers: dict[str, str], query: Sequence[tuple[str, str]],
              lookup_secret: Callable[[str], str | None],
-             now: _dt.datetime | None = None) -> None:
+             now: _dt.datetime | None = None) -> SignatureInfo:
     """The checks that need no body: signed at all, well-formed, known key, fresh.
 
     Lets the server refuse a request before buffering its body; the full
-    :func:`verify_request` still runs afterwards.
+    :func:`verify_request` still runs afterwards. Returns the parsed signature so
+    that call can take it (``info=``) instead of parsing the same headers again.
     """
     info = extract_signature(headers, query)
     now = now or _dt.datetime.now(_dt.timezone.utc)
@@ -226,6 +227,7 @@ def precheck(headers: dict[str, str], query: Sequence[tuple[str, str]],
             AuthFailure.UNKNOWN_KEY,
             "The AWS Access Key Id you provided does not exist in our records.",
         )
+    return info
 
 
 def _http_date_to_amz(value: str) -> str:
@@ -299,17 +301,21 @@ def canonical_uri_candidates(raw_path: str, service: str) -> list[str]:
 def canonical_headers(
     header_pairs: Sequence[tuple[str, str]], signed: Sequence[str]
 ) -> tuple[str, str]:
+    names = sorted(set(signed))
+    wanted = frozenset(names)
     values: dict[str, list[str]] = {}
     for name, value in header_pairs:
-        values.setdefault(name.lower(), []).append(" ".join(value.split()))
+        name = name.lower()
+        if name in wanted:  # only signed headers are canonicalised; the rest are ignored
+            values.setdefault(name, []).append(" ".join(value.split()))
     lines = []
-    for name in sorted(set(signed)):
+    for name in names:
         if name not in values:
             raise SigV4Error(
                 AuthFailure.BAD_SIGNATURE, f"Signed header {name!r} is not present in the request"
             )
         lines.append(f"{name}:{','.join(values[name])}")
-    return "\n".join(lines) + "\n", ";".join(sorted(set(signed)))
+    return "\n".join(lines) + "\n", ";".join(names)
 
 
 def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
@@ -335,8 +341,9 @@ def verify_request(
     streams), the hex SHA-256 of the buffered body for the JSON/query protocols, or
     None for a presigned URL (which signs ``UNSIGNED-PAYLOAD`` unless told otherwise).
     """
-    headers = {k.lower(): v for k, v in header_pairs}
+    headers: dict[str, str] | None = None
     if info is None:
+        headers = {k.lower(): v for k, v in header_pairs}
         info = extract_signature(headers, _split_query(raw_query))
     now = now or _dt.datetime.now(_dt.timezone.utc)
     when = parse_amz_date(info.amz_date)
@@ -364,6 +371,8 @@ def verify_request(
             "The AWS Access Key Id you provided does not exist in our records.",
         )
     if info.presigned:
+        if headers is None:
+            headers = {k.lower(): v for k, v in header_pairs}
         qmap = dict(_split_query(raw_query))
         payload = qmap.get("X-Amz-Content-Sha256") or headers.get("x-amz-content-sha256")
         payload = payload or UNSIGNED_PAYLOAD
