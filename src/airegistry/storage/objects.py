@@ -638,9 +638,16 @@ class _TempWriter:
     def data(self) -> memoryview:
         return self._view[: self._fill]
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data`` through the buffer (full buffers are written as they fill)."""
+    def write(self, data: bytes | bytearray | memoryview, *, page_aligned: bool = False) -> None:
+        """Append ``data`` through the buffer (full buffers are written as they fill).
+
+        ``page_aligned`` promises that ``data`` starts on a page boundary (the start of an mmap
+        buffer): whole blocks of it are then written straight from there, without a copy.
+        """
         src = memoryview(data).cast("B")
+        if page_aligned and self._direct and self._fill == 0 and len(src) % _ALIGN == 0:
+            self._write_out(src)
+            return
         while src:
             take = min(len(self._view) - self._fill, len(src))
             self._view[self._fill : self._fill + take] = src[:take]
@@ -651,18 +658,26 @@ class _TempWriter:
 
     def flush(self) -> None:
         """Write out the buffered bytes; direct while they are a whole number of blocks."""
-        data = self.data()
+        self._write_out(self.data())
+        self._fill = 0
+
+    def _write_out(self, data: memoryview) -> None:
         if self._direct and len(data) % _ALIGN:
             self._direct = not _set_direct(self.fd, False)
-        try:
-            _write_all(self.fd, data)
-        except OSError as exc:
-            if not self._direct or exc.errno != errno.EINVAL:
-                raise
-            # the filesystem accepted the flag but not the I/O: retry as a normal write
-            self._direct = not _set_direct(self.fd, False)
-            _write_all(self.fd, data)
-        self._fill = 0
+        view = data.cast("B") if data.format != "B" else data
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except OSError as exc:
+                if not self._direct or exc.errno != errno.EINVAL:
+                    raise
+                # The filesystem accepted the flag but not the I/O: go on with normal
+                # writes.  A failed write(2) wrote nothing, so nothing is written twice.
+                self._direct = not _set_direct(self.fd, False)
+                if self._direct:
+                    raise
+                continue
+            view = view[n:]
 
     def finish(self, tail: bytes) -> None:
         """Write the buffered data, then ``tail`` (block table + trailer), and fsync."""
@@ -2180,81 +2195,115 @@ class ObjectStore:
         a whole number of blocks (boto3's 8 MiB parts are), the checked part CRCs are exactly
         the object's block table; otherwise the table is computed over the joined data.
         """
-        path = self._temp_name("obj")
-        out = _TempWriter(path, ASSEMBLE_CHUNK)
         sha = hashlib.sha256()
         aligned = all(size % BLOCK_SIZE == 0 for _, _, size in opened[:-1]) and all(
             pdoc.get("block_size") == BLOCK_SIZE for _, pdoc, _ in opened
         )
         table = bytearray()
         blocks = None if aligned else _BlockCrcs()
-        mem = mmap.mmap(-1, ASSEMBLE_CHUNK)  # page aligned, so parts can be read O_DIRECT
-        buf = memoryview(mem)
-        pending: Future[None] | None = None
+
+        def corrupt(pdoc: dict[str, Any], problem: str) -> CorruptObjectError:
+            return CorruptObjectError(
+                f"upload {upload_id} part {pdoc.get('part_number')} for s3://{bucket}/{key} is "
+                f"corrupt on disk ({problem}); upload the part again",
+                bucket=bucket,
+                key=key,
+            )
+
+        # every part's recorded block CRCs (parts written before block tables existed are
+        # checked by their sha256 instead), read before the data switches to O_DIRECT
+        recorded = [
+            _pread_exact(f.fileno(), _block_table_size(size), size)
+            if pdoc.get("block_size") == BLOCK_SIZE
+            else None
+            for f, pdoc, size in opened
+        ]
+        # parts are read once and then deleted: bypass the page cache for them too
+        direct = [_set_direct(f.fileno(), True) for f, _, _ in opened]
+        steps = [
+            (index, offset, min(ASSEMBLE_CHUNK, size - offset))
+            for index, (_, _, size) in enumerate(opened)
+            for offset in range(0, size, ASSEMBLE_CHUNK)
+        ]
+        # two page-aligned buffers: the next chunk is read on a helper thread while this
+        # thread checks and writes the current one and another helper hashes it
+        mems = [mmap.mmap(-1, ASSEMBLE_CHUNK) for _ in range(2)]
+        bufs = [memoryview(m) for m in mems]
+
+        def read(step: int) -> int:
+            index, offset, n = steps[step]
+            got, direct[index] = _pread_part(
+                opened[index][0].fileno(), bufs[step % 2], n, offset, direct[index]
+            )
+            return got
+
+        path = self._temp_name("obj")
+        out = _TempWriter(path, ASSEMBLE_CHUNK)
+        pool = _pool()
+        reading: Future[int] | None = pool.submit(read, 0) if steps else None
+        hashing: Future[None] | None = None
+        part_sha: Any = None
         try:
-            total = 0
-            for f, pdoc, size in opened:
-                pfd = f.fileno()
-
-                def corrupt(problem: str, pdoc: dict[str, Any] = pdoc) -> CorruptObjectError:
-                    return CorruptObjectError(
-                        f"upload {upload_id} part {pdoc.get('part_number')} for "
-                        f"s3://{bucket}/{key} is corrupt on disk ({problem}); upload the part "
-                        f"again",
-                        bucket=bucket,
-                        key=key,
-                    )
-
-                has_table = pdoc.get("block_size") == BLOCK_SIZE
-                recorded = _pread_exact(pfd, _block_table_size(size), size) if has_table else b""
-                # parts written before block tables existed are checked by their sha256
-                part_sha = None if has_table else hashlib.sha256()
-                # parts are read once and then deleted: bypass the page cache here too
-                direct = _set_direct(pfd, True)
-                offset = 0
-                while offset < size:
-                    got, direct = _pread_part(pfd, buf, size - offset, offset, direct)
-                    chunk = buf[:got]
-                    if not chunk:
-                        raise corrupt(f"data ends at byte {offset} of {size}")
-                    pending = _pool().submit(sha.update, chunk)
-                    if has_table:
-                        for i in range(0, len(chunk), BLOCK_SIZE):
-                            crc = _crc32(chunk[i : i + BLOCK_SIZE]).to_bytes(4, "big")
-                            index = (offset + i) // BLOCK_SIZE
-                            if recorded[4 * index : 4 * index + 4] != crc:
-                                raise corrupt(f"block {index} fails its CRC32")
-                            if blocks is None:
-                                table += crc
-                    elif part_sha is not None:
-                        part_sha.update(chunk)
-                    if blocks is not None:
-                        blocks.update(chunk)
-                    out.write(chunk)
-                    offset += len(chunk)
-                    pending.result()  # the buffer is refilled next: sha256 must be done with it
-                    pending = None
-                if part_sha is not None and part_sha.hexdigest() != pdoc.get("sha256"):
-                    raise corrupt("its sha256 differs from the one recorded at upload")
-                total += size
+            for step, (index, offset, n) in enumerate(steps):
+                _, pdoc, size = opened[index]
+                assert reading is not None
+                got = reading.result()
+                reading = None
+                if got != n:
+                    raise corrupt(pdoc, f"data ends at byte {offset + got} of {size}")
+                chunk = bufs[step % 2][:got]
+                if step + 1 < len(steps):
+                    reading = pool.submit(read, step + 1)
+                hashing = pool.submit(sha.update, chunk)
+                table_in = recorded[index]
+                if offset == 0:
+                    part_sha = None if table_in is not None else hashlib.sha256()
+                if table_in is not None:
+                    for i in range(0, got, BLOCK_SIZE):
+                        crc = _crc32(chunk[i : i + BLOCK_SIZE]).to_bytes(4, "big")
+                        block = (offset + i) // BLOCK_SIZE
+                        if table_in[4 * block : 4 * block + 4] != crc:
+                            raise corrupt(pdoc, f"block {block} fails its CRC32")
+                        if blocks is None:
+                            table += crc
+                elif part_sha is not None:
+                    part_sha.update(chunk)
+                if blocks is not None:
+                    blocks.update(chunk)
+                out.write(chunk, page_aligned=True)
+                hashing.result()  # this buffer is refilled two steps on: sha256 must be done
+                hashing = None
+                if (
+                    offset + got == size
+                    and part_sha is not None
+                    and part_sha.hexdigest() != pdoc.get("sha256")
+                ):
+                    raise corrupt(pdoc, "its sha256 differs from the one recorded at upload")
             written = _Written(
-                path=path, size=total, md5=b"", sha256=sha.digest(), checksum=None
+                path=path,
+                size=sum(size for _, _, size in opened),
+                md5=b"",
+                sha256=sha.digest(),
+                checksum=None,
             )
             doc = trailer(written)
             doc["block_size"] = BLOCK_SIZE
             table_bytes = blocks.finish() if blocks is not None else bytes(table)
             out.finish(table_bytes + _encode_trailer(doc))
         except BaseException:
-            if pending is not None:
-                with contextlib.suppress(BaseException):
-                    pending.result()
+            for fut in (reading, hashing):
+                if fut is not None:
+                    with contextlib.suppress(BaseException):
+                        fut.result()
             out.close()
-            _release(buf, mem)
+            for view, mem in zip(bufs, mems, strict=True):
+                _release(view, mem)
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise
         out.close()
-        _release(buf, mem)
+        for view, mem in zip(bufs, mems, strict=True):
+            _release(view, mem)
         return written
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
