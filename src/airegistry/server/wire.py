@@ -179,17 +179,21 @@ class BodyReader:
         prefetch = self._prefetch
         while True:
             if prefetch is not None:
-                chunk = anyio.from_thread.run(prefetch.take, PREFETCH_BATCH)
+                # one event-loop hop hands over up to PREFETCH_BATCH bytes, as the pieces
+                # the socket delivered: the store copies them into its own buffer anyway
+                pieces = anyio.from_thread.run(prefetch.take, PREFETCH_BATCH)
             else:
                 chunk = anyio.from_thread.run(self.read_chunk)
-            if not chunk:
+                pieces = [chunk] if chunk else []
+            if not pieces:
                 return
-            if len(chunk) <= PIECE_SIZE:
-                yield chunk
-                continue
-            view = memoryview(chunk)
-            for start in range(0, len(chunk), PIECE_SIZE):
-                yield view[start:start + PIECE_SIZE]
+            for chunk in pieces:
+                if len(chunk) <= PIECE_SIZE:
+                    yield chunk
+                    continue
+                view = memoryview(chunk)
+                for start in range(0, len(chunk), PIECE_SIZE):
+                    yield view[start:start + PIECE_SIZE]
 
     async def _start_prefetch(self) -> None:
         assert self._prefetch_budget is not None
@@ -285,7 +289,8 @@ class _Prefetch:
                 self.done = True
                 self.cond.notify_all()
 
-    async def take(self, max_bytes: int) -> bytes:
+    async def take(self, max_bytes: int) -> list[bytes]:
+        """The buffered pieces, up to about ``max_bytes``; an empty list at the end."""
         async with self.cond:
             await self.cond.wait_for(lambda: bool(self.chunks) or self.done)
             if self.chunks:
@@ -297,7 +302,7 @@ class _Prefetch:
                     size += len(piece)
                 self.buffered -= size
                 self.cond.notify_all()
-                return out[0] if len(out) == 1 else b"".join(out)
+                return out
             if self.error is not None:
                 raise self.error
-            return b""
+            return []

@@ -3,7 +3,8 @@
 S3 transmits every flexible checksum as base64 of the big-endian digest: 4 bytes for CRC32 and
 CRC32C, 8 for CRC64NVME, 20 for SHA1, 32 for SHA256.  Keeping that encoding in one place means the
 store, the HTTP layer and the tests agree on the bytes.  CRC32C and CRC64NVME come from
-``awscrt`` (the same native code botocore uses), CRC32 from zlib, SHA* from hashlib; all of
+``awscrt`` (the same native code botocore uses), CRC32 from awscrt too (zlib if it is missing),
+SHA* from hashlib; all of
 them accept incremental updates so objects are hashed while they stream.
 """
 
@@ -31,12 +32,18 @@ class Checksum(Protocol):
     def digest(self) -> bytes: ...
 
 
+try:  # the same CRC-32 as zlib's, from awscrt's faster kernel when it is installed
+    from awscrt.checksums import crc32 as _crc32
+except ImportError:  # pragma: no cover - depends on the environment
+    _crc32 = zlib.crc32
+
+
 class _Crc32:
     def __init__(self) -> None:
         self._value = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._value = zlib.crc32(data, self._value)
+        self._value = _crc32(data, self._value)
 
     def digest(self) -> bytes:
         return self._value.to_bytes(4, "big")
