@@ -236,11 +236,13 @@ class AiRegistryApp:
                 return
 
     def close(self) -> None:
-        """Stop the SageMaker thread pool once in-flight calls finish (uvicorn drained them).
+        """Release the SageMaker thread pool at shutdown (uvicorn has drained requests).
 
-        Calls already handed to a thread run to completion even so: the pool's threads
-        are joined at interpreter exit, so a write the client never saw acknowledged
-        still commits or rolls back cleanly rather than being cut off.
+        Does not wait: a call still running (its request was cancelled by a forced
+        shutdown) finishes in its thread, because the pool's threads are joined at
+        interpreter exit, so a write the client never saw acknowledged still commits
+        or rolls back cleanly rather than being cut off. A request arriving later gets
+        a fresh pool.
         """
         with self._pool_lock:
             pool, self._sagemaker_pool = self._sagemaker_pool, None
