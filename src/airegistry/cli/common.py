@@ -106,3 +106,29 @@ def run_delete(entity_cls: Any, name: str, version: str | None, as_json: bool) -
         return EXIT_OK if deleted else EXIT_FAILED
 
     return run_guarded(action)
+
+
+def add_entity_commands(commands: Any, kind: str, handlers: dict[str, Callable[[Any], int]]) -> None:
+    """The list/get/versions/delete subcommands every entity kind shares."""
+    listing = commands.add_parser("list", help=f"list {kind}s (latest version of each)")
+    listing.add_argument("--max-results", type=int, default=100)
+    listing.add_argument("--next-token")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=handlers["list"])
+
+    get = commands.add_parser("get", help=f"show one {kind}")
+    get.add_argument("name")
+    get.add_argument("--version")
+    get.add_argument("--json", action="store_true")
+    get.set_defaults(func=handlers["get"])
+
+    versions = commands.add_parser("versions", help=f"list the versions of one {kind}")
+    versions.add_argument("name")
+    versions.add_argument("--json", action="store_true")
+    versions.set_defaults(func=handlers["versions"])
+
+    remove = commands.add_parser("delete", help="delete a version, or every version")
+    remove.add_argument("name")
+    remove.add_argument("--version", help="the version to delete (default: all versions)")
+    remove.add_argument("--json", action="store_true")
+    remove.set_defaults(func=handlers["delete"])

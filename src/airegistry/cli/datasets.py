@@ -34,28 +34,11 @@ def add_parser(groups: Any) -> None:
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=run_create)
 
-    listing = commands.add_parser("list", help="list datasets (latest version of each)")
-    listing.add_argument("--max-results", type=int, default=100)
-    listing.add_argument("--next-token")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=run_list)
-
-    get = commands.add_parser("get", help="show one dataset")
-    get.add_argument("name")
-    get.add_argument("--version")
-    get.add_argument("--json", action="store_true")
-    get.set_defaults(func=run_get)
-
-    versions = commands.add_parser("versions", help="list the versions of a dataset")
-    versions.add_argument("name")
-    versions.add_argument("--json", action="store_true")
-    versions.set_defaults(func=run_versions)
-
-    remove = commands.add_parser("delete", help="delete a version, or every version")
-    remove.add_argument("name")
-    remove.add_argument("--version", help="the version to delete (default: all versions)")
-    remove.add_argument("--json", action="store_true")
-    remove.set_defaults(func=run_delete)
+    common.add_entity_commands(
+        commands,
+        "dataset",
+        {"list": run_list, "get": run_get, "versions": run_versions, "delete": run_delete},
+    )
 
     download = commands.add_parser("download", help="copy a dataset's data to a local path")
     download.add_argument("name")

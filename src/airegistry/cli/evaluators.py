@@ -37,28 +37,11 @@ def add_parser(groups: Any) -> None:
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=run_create)
 
-    listing = commands.add_parser("list", help="list evaluators (latest version of each)")
-    listing.add_argument("--max-results", type=int, default=100)
-    listing.add_argument("--next-token")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=run_list)
-
-    get = commands.add_parser("get", help="show one evaluator")
-    get.add_argument("name")
-    get.add_argument("--version")
-    get.add_argument("--json", action="store_true")
-    get.set_defaults(func=run_get)
-
-    versions = commands.add_parser("versions", help="list the versions of an evaluator")
-    versions.add_argument("name")
-    versions.add_argument("--json", action="store_true")
-    versions.set_defaults(func=run_versions)
-
-    remove = commands.add_parser("delete", help="delete a version, or every version")
-    remove.add_argument("name")
-    remove.add_argument("--version")
-    remove.add_argument("--json", action="store_true")
-    remove.set_defaults(func=run_delete)
+    common.add_entity_commands(
+        commands,
+        "evaluator",
+        {"list": run_list, "get": run_get, "versions": run_versions, "delete": run_delete},
+    )
 
     invoke = commands.add_parser("invoke", help="score one event (JSON) with an evaluator")
     invoke.add_argument("name")
