@@ -10,8 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev]'
+# constraints-dev.txt is a known-good resolution of the dev extras (regenerate with
+# `.venv/bin/pip freeze --exclude-editable > constraints-dev.txt`): without it pip spends
+# minutes backtracking between boto3 and s3fs's aiobotocore pin.
+$(STAMP): pyproject.toml constraints-dev.txt | $(BIN)/python
+	$(BIN)/pip install -c constraints-dev.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
