@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from airegistry.air_constants import TERMINAL_STATUSES, HubContentStatus
 from airegistry.air_hub import AIRHub
-from airegistry.session import Session, resolve_session
+from airegistry.session import Session
 
 E = TypeVar("E", bound="AIRHubEntity")
 
@@ -340,7 +340,3 @@ class AIRHubEntity(ABC):
             f"{type(self).__name__}(name={self.name!r}, version={self.version!r}, "
             f"status={self.status.value if self.status else None!r}, arn={self.arn!r})"
         )
-
-    @classmethod
-    def _resolved_session(cls, session: Session | None) -> Session:
-        return resolve_session(session)

@@ -100,7 +100,6 @@ class JobRunner:
         self._active: dict[int, JobContext] = {}
         self._pool = ThreadPoolExecutor(max_workers=per_hub_limit, thread_name_prefix="airegistry-import")
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
 
     @property
     def owner(self) -> str:
