@@ -252,6 +252,12 @@ class DataSet(AIRHubEntity):
         path: Path,
         technique: CustomizationTechnique | None,
     ) -> tuple[str, str]:
+        """Validate before anything is stored; the import job validates the stored copy again.
+
+        The second pass is deliberate: it is what proves the stored object complete and
+        uncorrupted (its sha256 is checked at the end of the stream) and it records the
+        statistics on the registry side, identically for local and by-reference sources.
+        """
         from airegistry.formats import ValidationLimits, validate
 
         if not path.is_file():

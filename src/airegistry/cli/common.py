@@ -132,3 +132,21 @@ def add_entity_commands(commands: Any, kind: str, handlers: dict[str, Callable[[
     remove.add_argument("--version", help="the version to delete (default: all versions)")
     remove.add_argument("--json", action="store_true")
     remove.set_defaults(func=handlers["delete"])
+
+
+def run_list(
+    entity_cls: Any, args: Any, columns: tuple[str, ...], row: Callable[[dict], tuple]
+) -> int:
+    """``list`` of any entity kind: one page, as a table with a next-token hint, or JSON."""
+
+    def action() -> int:
+        page = entity_cls.list(max_results=args.max_results, next_token=args.next_token)
+        if args.json:
+            print_json(page)
+            return EXIT_OK
+        print_table(f"{entity_cls._list_kind}s", columns, [row(i) for i in page["items"]])
+        if page["next_token"]:
+            print(f"more: --next-token {page['next_token']}")
+        return EXIT_OK
+
+    return run_guarded(action)

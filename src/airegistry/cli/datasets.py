@@ -116,26 +116,13 @@ def run_create(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from airegistry.dataset import DataSet
 
-    def action() -> int:
-        page = DataSet.list(max_results=args.max_results, next_token=args.next_token)
-        if args.json:
-            print_json(page)
-            return EXIT_OK
-        print_table(
-            "datasets",
-            ("name", "version", "status", "technique", "method", "created"),
-            [
-                (i["name"], i["version"], i["status"], i["customization_technique"], i["method"],
-                 i["created_time"])
-                for i in page["items"]
-            ],
-        )
-        if page["next_token"]:
-            print(f"more: --next-token {page['next_token']}")
-        return EXIT_OK
-
-    return run_guarded(action)
-
+    return common.run_list(
+        DataSet,
+        args,
+        ("name", "version", "status", "technique", "method", "created"),
+        lambda i: (i["name"], i["version"], i["status"], i["customization_technique"],
+                   i["method"], i["created_time"]),
+    )
 
 def run_get(args: argparse.Namespace) -> int:
     from airegistry.dataset import DataSet

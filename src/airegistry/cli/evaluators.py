@@ -123,22 +123,12 @@ def run_create(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from airegistry.evaluator import Evaluator
 
-    def action() -> int:
-        page = Evaluator.list(max_results=args.max_results, next_token=args.next_token)
-        if args.json:
-            print_json(page)
-            return EXIT_OK
-        print_table(
-            "evaluators",
-            ("name", "version", "type", "method", "status", "reference"),
-            [(i["name"], i["version"], i["type"], i["method"], i["status"], i["reference"]) for i in page["items"]],
-        )
-        if page["next_token"]:
-            print(f"more: --next-token {page['next_token']}")
-        return EXIT_OK
-
-    return run_guarded(action)
-
+    return common.run_list(
+        Evaluator,
+        args,
+        ("name", "version", "type", "method", "status", "reference"),
+        lambda i: (i["name"], i["version"], i["type"], i["method"], i["status"], i["reference"]),
+    )
 
 def run_get(args: argparse.Namespace) -> int:
     from airegistry.evaluator import Evaluator

@@ -87,10 +87,6 @@ def format_version(parts: tuple[int, int, int]) -> str:
     return f"{parts[0]}.{parts[1]}.{parts[2]}"
 
 
-def to_datetime(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc)
-
-
 def to_epoch(value: datetime) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
@@ -204,8 +200,8 @@ class HubService:
             "HubSearchKeywords": json.loads(row.search_keywords),
             "HubStatus": row.status,
             "FailureReason": row.failure_reason,
-            "CreationTime": to_datetime(row.created_at),
-            "LastModifiedTime": to_datetime(row.modified_at),
+            "CreationTime": row.created_at,  # epoch seconds; the wire encodes per shape
+            "LastModifiedTime": row.modified_at,
         }
         if row.s3_output_path:
             out["S3StorageConfig"] = {"S3OutputPath": row.s3_output_path}
@@ -804,5 +800,4 @@ __all__ = [
     "HubService",
     "format_version",
     "parse_version",
-    "to_datetime",
 ]

@@ -1148,6 +1148,23 @@ def _walk(dirpath: str, key_prefix: bytes, state: _WalkState) -> Iterator[tuple[
 
 # --------------------------------------------------------------------------- the store
 
+def _object_trailer(
+    key: str, w: _Written, content_type: str, metadata: dict[str, str], stamp: datetime
+) -> dict[str, Any]:
+    """The trailer of a single-part object (PutObject, CopyObject): one layout, one place."""
+    return {
+        "v": 1,
+        "kind": "object",
+        "key": key,
+        "size": w.size,
+        "etag": w.md5.hex(),
+        "sha256": w.sha256.hex(),
+        "content_type": content_type,
+        "metadata": metadata,
+        "checksums": {w.checksum[0]: ck.b64(w.checksum[1])} if w.checksum else {},
+        "last_modified": stamp.isoformat(),
+    }
+
 
 class ObjectStore:
     """S3-semantics object store on a local filesystem; safe for many threads and processes."""
@@ -1529,18 +1546,7 @@ class ObjectStore:
         stamp = _now()
 
         def trailer(w: _Written) -> dict[str, Any]:
-            return {
-                "v": 1,
-                "kind": "object",
-                "key": key,
-                "size": w.size,
-                "etag": w.md5.hex(),
-                "sha256": w.sha256.hex(),
-                "content_type": ctype,
-                "metadata": meta,
-                "checksums": {w.checksum[0]: ck.b64(w.checksum[1])} if w.checksum else {},
-                "last_modified": stamp.isoformat(),
-            }
+            return _object_trailer(key, w, ctype, meta, stamp)
 
         w = self._stream_to_temp(body, algorithm=algorithm, trailer=trailer)
         try:
@@ -1579,18 +1585,13 @@ class ObjectStore:
             stamp = _now()
 
             def trailer(w: _Written) -> dict[str, Any]:
-                return {
-                    "v": 1,
-                    "kind": "object",
-                    "key": dst_key,
-                    "size": w.size,
-                    "etag": w.md5.hex(),
-                    "sha256": w.sha256.hex(),
-                    "content_type": new_ctype if new_ctype is not None else info.content_type,
-                    "metadata": new_meta if new_meta is not None else info.metadata,
-                    "checksums": {w.checksum[0]: ck.b64(w.checksum[1])} if w.checksum else {},
-                    "last_modified": stamp.isoformat(),
-                }
+                return _object_trailer(
+                    dst_key,
+                    w,
+                    new_ctype if new_ctype is not None else info.content_type,
+                    new_meta if new_meta is not None else info.metadata,
+                    stamp,
+                )
 
             w = self._stream_to_temp(stream, algorithm=algorithm, trailer=trailer)
         try:
