@@ -54,3 +54,21 @@ def write_jsonl(tmp_path: Path):
 def pytest_configure(config: pytest.Config) -> None:
     # Worker processes of the evaluator runtime must never inherit a developer's real home.
     os.environ.setdefault("AIREGISTRY_HOME", str(Path(config.rootpath) / ".pytest-home-unused"))
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """One moto S3 server process per test worker (buckets are per test)."""
+    from tests.services import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL cluster per test worker (databases are per test)."""
+    from tests.services import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        yield cluster

@@ -235,7 +235,7 @@ def test_get_all_iterates_entities(backend, write_jsonl) -> None:
 
 def test_corrupted_object_is_detected_not_served(registry_home: Path, write_jsonl) -> None:
     from airegistry.session import default_session
-    from airegistry.storage.errors import CorruptObjectError
+    from airegistry.storage.blobs.errors import CorruptObjectError
 
     ds = DataSet.create("fragile", str(write_jsonl("t.jsonl", SFT_ROWS)), "sft")
     store = default_session().home.objects

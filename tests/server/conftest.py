@@ -1,7 +1,7 @@
 """Fixtures that run the airegistry server under a real uvicorn on 127.0.0.1, port 0.
 
 Reusable by other server tests: ``start_server(app)`` is a context manager yielding the
-base URL; ``server`` is a running app over a fresh ObjectStore with one access key;
+base URL; ``server`` is a running app over a fresh FileBlobStore with one access key;
 ``client_factory`` builds real boto3 clients pointed at it.
 """
 
@@ -23,7 +23,7 @@ from botocore.config import Config
 
 from airegistry.server.app import ServerOptions, ServerServices, create_app
 from airegistry.server.auth import AuthConfig
-from airegistry.storage.objects import ObjectStore
+from airegistry.storage.blobs.fs import FileBlobStore
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -59,7 +59,7 @@ class RunningServer:
     url: str
     port: int
     app: Any
-    objects: ObjectStore
+    objects: FileBlobStore
     access_key: str
     secret_key: str
     home: Path
@@ -81,7 +81,7 @@ class RunningServer:
 
 
 def make_services(root: Path) -> ServerServices:
-    return ServerServices(objects=ObjectStore(root / "objects"), account_id=ACCOUNT_ID,
+    return ServerServices(objects=FileBlobStore(root / "objects"), account_id=ACCOUNT_ID,
                           region=REGION)
 
 

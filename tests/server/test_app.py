@@ -25,7 +25,7 @@ from airegistry.server.auth import (
     create_key,
     parse_env_keys,
 )
-from airegistry.storage.objects import ObjectStore
+from airegistry.storage.blobs.fs import FileBlobStore
 from tests.server.conftest import ACCOUNT_ID, REGION, RunningServer, start_server, wait_for_log
 
 # -- ops endpoints and access log ---------------------------------------------------------------
@@ -96,7 +96,7 @@ def _fake_sagemaker(target: str | None, body: bytes) -> tuple[int, dict[str, str
 def plugged(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("plugged")
     fake_lambda = FakeLambda()
-    services = ServerServices(objects=ObjectStore(root / "objects"), account_id=ACCOUNT_ID,
+    services = ServerServices(objects=FileBlobStore(root / "objects"), account_id=ACCOUNT_ID,
                               region=REGION, sagemaker=_fake_sagemaker, lambda_app=fake_lambda,
                               extra_metrics=lambda: "airegistry_import_jobs{state=\"queued\"} 3")
     key, secret = "AKIDPLUGGED000000001", "plugged-secret-00000000000000000000000000"
@@ -160,7 +160,7 @@ def test_unknown_service_in_scope(plugged: Any) -> None:
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("noauth")
     fake_lambda = FakeLambda()
-    services = ServerServices(objects=ObjectStore(root / "objects"), account_id=ACCOUNT_ID,
+    services = ServerServices(objects=FileBlobStore(root / "objects"), account_id=ACCOUNT_ID,
                               region=REGION, sagemaker=_fake_sagemaker, lambda_app=fake_lambda)
     app = create_app(services, auth=None)
     with start_server(app) as url:
@@ -198,7 +198,7 @@ def test_no_auth_still_accepts_signed_clients(open_server: Any) -> None:
 
 def test_no_auth_logs_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("WARNING", logger="airegistry.server")
-    create_app(ServerServices(objects=ObjectStore(tmp_path / "o"), account_id=ACCOUNT_ID,
+    create_app(ServerServices(objects=FileBlobStore(tmp_path / "o"), account_id=ACCOUNT_ID,
                               region=REGION), auth=None)
     assert any("DISABLED" in r.getMessage() for r in caplog.records)
 

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.storage import errors as E
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.blobs.fs import FileBlobStore
+from airegistry.storage.blobs.fs.container import BLOCK_SIZE
+from airegistry.storage.blobs.types import CHUNK_SIZE
 from airegistry.storage.checksums import compute_b64
-from airegistry.storage.objects import BLOCK_SIZE, CHUNK_SIZE, ObjectStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = ObjectStore(tmp_path / "blobs")
+def store(tmp_path: Path) -> FileBlobStore:
+    s = FileBlobStore(tmp_path / "blobs")
     s.create_bucket("bkt")
     return s
 
@@ -66,7 +68,7 @@ def _temp_files(root: Path) -> list[Path]:
     ],
 )
 def test_error_classes_carry_s3_code_and_status(cls: type, code: str, status: int) -> None:
-    assert issubclass(cls, E.ObjectStoreError)
+    assert issubclass(cls, E.BlobStoreError)
     err = cls("boom", bucket="b", key="k/1")
     assert (err.code, err.status) == (code, status)
     assert err.resource == "/b/k/1"
@@ -84,7 +86,7 @@ def test_error_hierarchy_lets_callers_catch_families() -> None:
 
 
 def test_bucket_lifecycle(tmp_path: Path) -> None:
-    s = ObjectStore(tmp_path)
+    s = FileBlobStore(tmp_path)
     info = s.create_bucket("data-1.example")
     assert info.name == "data-1.example"
     assert info.created.tzinfo is not None
@@ -103,7 +105,7 @@ def test_bucket_lifecycle(tmp_path: Path) -> None:
 
 
 def test_ensure_bucket_is_idempotent(tmp_path: Path) -> None:
-    s = ObjectStore(tmp_path)
+    s = FileBlobStore(tmp_path)
     first = s.ensure_bucket("reg")
     assert s.ensure_bucket("reg") == first
 
@@ -135,7 +137,7 @@ def test_ensure_bucket_is_idempotent(tmp_path: Path) -> None:
     ],
 )
 def test_invalid_bucket_names(tmp_path: Path, name: str) -> None:
-    s = ObjectStore(tmp_path)
+    s = FileBlobStore(tmp_path)
     with pytest.raises(E.InvalidBucketName):
         s.create_bucket(name)
     assert s.list_buckets() == []
@@ -143,10 +145,10 @@ def test_invalid_bucket_names(tmp_path: Path, name: str) -> None:
 
 def test_non_string_bucket_name(tmp_path: Path) -> None:
     with pytest.raises(E.InvalidBucketName):
-        ObjectStore(tmp_path).create_bucket(123)  # type: ignore[arg-type]
+        FileBlobStore(tmp_path).create_bucket(123)  # type: ignore[arg-type]
 
 
-def test_delete_bucket_refuses_when_objects_exist(store: ObjectStore) -> None:
+def test_delete_bucket_refuses_when_objects_exist(store: FileBlobStore) -> None:
     store.put_object("bkt", "deep/er/key", b"x")
     with pytest.raises(E.BucketNotEmpty):
         store.delete_bucket("bkt")
@@ -155,7 +157,7 @@ def test_delete_bucket_refuses_when_objects_exist(store: ObjectStore) -> None:
     assert store.list_buckets() == []
 
 
-def test_operations_on_missing_bucket(store: ObjectStore) -> None:
+def test_operations_on_missing_bucket(store: FileBlobStore) -> None:
     for call in (
         lambda: store.put_object("nope", "k", b"x"),
         lambda: store.head_object("nope", "k"),
@@ -172,7 +174,7 @@ def test_operations_on_missing_bucket(store: ObjectStore) -> None:
 # ----------------------------------------------------------------------------- put / head / get
 
 
-def test_put_records_everything(store: ObjectStore) -> None:
+def test_put_records_everything(store: FileBlobStore) -> None:
     data = b"hello world"
     info = store.put_object(
         "bkt", "dir/hello.txt", data, content_type="text/plain", metadata={"Owner": "me"}
@@ -189,7 +191,7 @@ def test_put_records_everything(store: ObjectStore) -> None:
     assert store.read_bytes("bkt", "dir/hello.txt") == data
 
 
-def test_default_content_type_and_empty_object(store: ObjectStore) -> None:
+def test_default_content_type_and_empty_object(store: FileBlobStore) -> None:
     info = store.put_object("bkt", "empty", b"")
     assert info.size == 0
     assert info.content_type == "binary/octet-stream"
@@ -198,7 +200,7 @@ def test_default_content_type_and_empty_object(store: ObjectStore) -> None:
 
 
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "file", "iterable", "gen"])
-def test_body_shapes(store: ObjectStore, kind: str) -> None:
+def test_body_shapes(store: FileBlobStore, kind: str) -> None:
     data = os.urandom(CHUNK_SIZE * 2 + 17)
     body: object
     if kind == "bytes":
@@ -219,7 +221,7 @@ def test_body_shapes(store: ObjectStore, kind: str) -> None:
     assert store.read_bytes("bkt", "k") == data
 
 
-def test_put_file(store: ObjectStore, tmp_path: Path) -> None:
+def test_put_file(store: FileBlobStore, tmp_path: Path) -> None:
     src = tmp_path / "src.bin"
     src.write_bytes(b"abc" * 1000)
     info = store.put_file("bkt", "f.bin", src, content_type="application/x-test")
@@ -228,7 +230,7 @@ def test_put_file(store: ObjectStore, tmp_path: Path) -> None:
     assert store.read_bytes("bkt", "f.bin") == src.read_bytes()
 
 
-def test_overwrite_last_writer_wins(store: ObjectStore) -> None:
+def test_overwrite_last_writer_wins(store: FileBlobStore) -> None:
     store.put_object("bkt", "k", b"one", metadata={"v": "1"})
     info = store.put_object("bkt", "k", b"two-two")
     assert store.read_bytes("bkt", "k") == b"two-two"
@@ -236,7 +238,7 @@ def test_overwrite_last_writer_wins(store: ObjectStore) -> None:
     assert info.metadata == {}
 
 
-def test_wrong_body_types_leave_nothing(store: ObjectStore, tmp_path: Path) -> None:
+def test_wrong_body_types_leave_nothing(store: FileBlobStore, tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         store.put_object("bkt", "k", "text is not bytes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -249,7 +251,7 @@ def test_wrong_body_types_leave_nothing(store: ObjectStore, tmp_path: Path) -> N
 
 
 def test_body_failing_midway_leaves_nothing_and_keeps_old_version(
-    store: ObjectStore, tmp_path: Path
+    store: FileBlobStore, tmp_path: Path
 ) -> None:
     store.put_object("bkt", "k", b"old")
 
@@ -275,7 +277,7 @@ def test_body_failing_midway_leaves_nothing_and_keeps_old_version(
 # ----------------------------------------------------------------------------- digests
 
 
-def test_content_md5(store: ObjectStore, tmp_path: Path) -> None:
+def test_content_md5(store: FileBlobStore, tmp_path: Path) -> None:
     data = b"payload"
     assert store.put_object("bkt", "k", data, content_md5=_md5_b64(data)).size == 7
     with pytest.raises(E.BadDigest) as ei:
@@ -290,7 +292,7 @@ def test_content_md5(store: ObjectStore, tmp_path: Path) -> None:
     assert _temp_files(tmp_path / "blobs") == []
 
 
-def test_sha256_header(store: ObjectStore) -> None:
+def test_sha256_header(store: FileBlobStore) -> None:
     data = b"payload"
     good = hashlib.sha256(data).hexdigest()
     store.put_object("bkt", "k", data, sha256_hex=good.upper())
@@ -329,7 +331,7 @@ def test_crc32c_known_vector() -> None:
 
 
 @pytest.mark.parametrize("alg", ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256", "crc32c"])
-def test_flexible_checksums(store: ObjectStore, alg: str) -> None:
+def test_flexible_checksums(store: FileBlobStore, alg: str) -> None:
     data = os.urandom(CHUNK_SIZE + 3)
     want = _reference(alg.upper(), data)
     computed = store.put_object("bkt", "c", data, checksum=(alg, None))
@@ -343,7 +345,7 @@ def test_flexible_checksums(store: ObjectStore, alg: str) -> None:
     assert store.read_bytes("bkt", "c") == data
 
 
-def test_malformed_checksum_values(store: ObjectStore) -> None:
+def test_malformed_checksum_values(store: FileBlobStore) -> None:
     with pytest.raises(E.InvalidRequest):
         store.put_object("bkt", "c", b"x", checksum=("MD4", None))
     with pytest.raises(E.InvalidRequest):
@@ -357,7 +359,7 @@ def test_malformed_checksum_values(store: ObjectStore) -> None:
 # ----------------------------------------------------------------------------- metadata
 
 
-def test_metadata_validation(store: ObjectStore) -> None:
+def test_metadata_validation(store: FileBlobStore) -> None:
     with pytest.raises(E.MetadataTooLarge):
         store.put_object("bkt", "k", b"x", metadata={"big": "v" * 2100})
     with pytest.raises(E.InvalidArgument):
@@ -375,7 +377,7 @@ def test_metadata_validation(store: ObjectStore) -> None:
 # ----------------------------------------------------------------------------- ranges
 
 
-def test_range_reads(store: ObjectStore) -> None:
+def test_range_reads(store: FileBlobStore) -> None:
     data = bytes(range(256)) * 10
     store.put_object("bkt", "r", data)
     cases = {
@@ -400,7 +402,7 @@ def test_range_reads(store: ObjectStore) -> None:
 
 
 @pytest.mark.parametrize("rng", [(2560, None), (3000, 4000), (5, 4), (-1, 3)])
-def test_unsatisfiable_ranges(store: ObjectStore, rng: tuple[int, int | None]) -> None:
+def test_unsatisfiable_ranges(store: FileBlobStore, rng: tuple[int, int | None]) -> None:
     store.put_object("bkt", "r", b"x" * 2560)
     with pytest.raises(E.InvalidRange) as ei:
         store.open_object("bkt", "r", byte_range=rng)
@@ -408,7 +410,7 @@ def test_unsatisfiable_ranges(store: ObjectStore, rng: tuple[int, int | None]) -
     assert ei.value.details["ActualObjectSize"] == "2560"
 
 
-def test_range_on_empty_object_is_unsatisfiable(store: ObjectStore) -> None:
+def test_range_on_empty_object_is_unsatisfiable(store: FileBlobStore) -> None:
     store.put_object("bkt", "e", b"")
     with pytest.raises(E.InvalidRange):
         store.open_object("bkt", "e", byte_range=(0, None))
@@ -417,7 +419,7 @@ def test_range_on_empty_object_is_unsatisfiable(store: ObjectStore) -> None:
 # ----------------------------------------------------------------------------- if-match
 
 
-def test_if_match(store: ObjectStore) -> None:
+def test_if_match(store: FileBlobStore) -> None:
     info = store.put_object("bkt", "m", b"abc")
     for cond in (info.etag, f'"{info.etag}"', "*", f'"nope", "{info.etag}"', info.etag.upper()):
         _, s = store.open_object("bkt", "m", if_match=cond)
@@ -431,7 +433,7 @@ def test_if_match(store: ObjectStore) -> None:
 # ----------------------------------------------------------------------------- stream API
 
 
-def test_stream_protocol(store: ObjectStore) -> None:
+def test_stream_protocol(store: FileBlobStore) -> None:
     data = os.urandom(CHUNK_SIZE * 2 + 5)
     store.put_object("bkt", "s", data)
     _, s = store.open_object("bkt", "s")
@@ -448,7 +450,7 @@ def test_stream_protocol(store: ObjectStore) -> None:
         s.read(1)
 
 
-def test_open_stream_keeps_old_version_after_overwrite_and_delete(store: ObjectStore) -> None:
+def test_open_stream_keeps_old_version_after_overwrite_and_delete(store: FileBlobStore) -> None:
     store.put_object("bkt", "v", b"first-version")
     _, s = store.open_object("bkt", "v")
     store.put_object("bkt", "v", b"second")
@@ -460,7 +462,7 @@ def test_open_stream_keeps_old_version_after_overwrite_and_delete(store: ObjectS
 # ----------------------------------------------------------------------------- delete
 
 
-def test_delete_is_idempotent_and_prunes(store: ObjectStore, tmp_path: Path) -> None:
+def test_delete_is_idempotent_and_prunes(store: FileBlobStore, tmp_path: Path) -> None:
     store.put_object("bkt", "a/b/c/d", b"1")
     store.delete_object("bkt", "a/b/c/d")
     store.delete_object("bkt", "a/b/c/d")
@@ -470,7 +472,7 @@ def test_delete_is_idempotent_and_prunes(store: ObjectStore, tmp_path: Path) -> 
     assert list((tmp_path / "blobs" / "buckets" / "bkt" / "objects").iterdir()) == []
 
 
-def test_missing_key(store: ObjectStore) -> None:
+def test_missing_key(store: FileBlobStore) -> None:
     with pytest.raises(E.NoSuchKey) as ei:
         store.head_object("bkt", "ghost")
     assert (ei.value.bucket, ei.value.key) == ("bkt", "ghost")
@@ -482,7 +484,7 @@ def test_missing_key(store: ObjectStore) -> None:
 # ----------------------------------------------------------------------------- copy
 
 
-def test_copy_object(store: ObjectStore) -> None:
+def test_copy_object(store: FileBlobStore) -> None:
     store.create_bucket("dst")
     src = store.put_object(
         "bkt",
@@ -528,7 +530,7 @@ def _flip_byte(path: Path, offset: int) -> None:
         f.write(bytes([b[0] ^ 0xFF]))
 
 
-def test_bit_rot_is_detected_and_never_served_whole(store: ObjectStore, tmp_path: Path) -> None:
+def test_bit_rot_is_detected_and_never_served_whole(store: FileBlobStore, tmp_path: Path) -> None:
     data = os.urandom(CHUNK_SIZE * 2 + 100)
     store.put_object("bkt", "rot", data)
     _flip_byte(_object_file(tmp_path / "blobs", "bkt", "rot@o"), 12345)
@@ -558,7 +560,7 @@ def test_bit_rot_is_detected_and_never_served_whole(store: ObjectStore, tmp_path
         assert len(raw.read()) == len(data)
 
 
-def test_corrupt_empty_object(store: ObjectStore, tmp_path: Path) -> None:
+def test_corrupt_empty_object(store: FileBlobStore, tmp_path: Path) -> None:
     store.put_object("bkt", "e", b"")
     path = _object_file(tmp_path / "blobs", "bkt", "e@o")
     raw = path.read_bytes()
@@ -568,7 +570,7 @@ def test_corrupt_empty_object(store: ObjectStore, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "trailer", "tiny", "wrong-key"])
-def test_damaged_container_is_corrupt(store: ObjectStore, tmp_path: Path, damage: str) -> None:
+def test_damaged_container_is_corrupt(store: FileBlobStore, tmp_path: Path, damage: str) -> None:
     store.put_object("bkt", "d", b"some data here")
     store.put_object("bkt", "other", b"some data here")
     path = _object_file(tmp_path / "blobs", "bkt", "d@o")
@@ -592,7 +594,7 @@ def test_damaged_container_is_corrupt(store: ObjectStore, tmp_path: Path, damage
     assert "d" not in keys
 
 
-def test_copy_refuses_corrupt_source(store: ObjectStore, tmp_path: Path) -> None:
+def test_copy_refuses_corrupt_source(store: FileBlobStore, tmp_path: Path) -> None:
     store.put_object("bkt", "src", b"0123456789" * 10)
     _flip_byte(_object_file(tmp_path / "blobs", "bkt", "src@o"), 5)
     with pytest.raises(E.CorruptObjectError):
@@ -603,11 +605,11 @@ def test_copy_refuses_corrupt_source(store: ObjectStore, tmp_path: Path) -> None
 
 
 def test_store_reopens_existing_root(tmp_path: Path) -> None:
-    s1 = ObjectStore(tmp_path)
+    s1 = FileBlobStore(tmp_path)
     s1.create_bucket("bkt")
     s1.put_object("bkt", "k", b"persisted")
     first = s1.list_objects("bkt", max_keys=1)
-    s2 = ObjectStore(tmp_path)
+    s2 = FileBlobStore(tmp_path)
     assert s2.read_bytes("bkt", "k") == b"persisted"
     assert s2.head_bucket("bkt") == s1.head_bucket("bkt")
     # continuation tokens are signed with a per-store key shared by every process
@@ -631,7 +633,7 @@ def test_store_reopens_existing_root(tmp_path: Path) -> None:
     ],
 )
 def test_verified_ranges_across_block_boundaries(
-    store: ObjectStore, rng: tuple[int, int | None]
+    store: FileBlobStore, rng: tuple[int, int | None]
 ) -> None:
     data = os.urandom(3 * BLOCK_SIZE + 3)  # the last block is short
     store.put_object("bkt", "blocks", data)
@@ -647,7 +649,7 @@ def test_verified_ranges_across_block_boundaries(
 
 
 def test_damaged_block_table_is_detected_on_ranged_reads(
-    store: ObjectStore, tmp_path: Path
+    store: FileBlobStore, tmp_path: Path
 ) -> None:
     data = os.urandom(2 * BLOCK_SIZE)
     store.put_object("bkt", "t", data)
@@ -664,7 +666,7 @@ def test_damaged_block_table_is_detected_on_ranged_reads(
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_for_large_objects(store: ObjectStore) -> None:
+def test_memory_stays_flat_for_large_objects(store: FileBlobStore) -> None:
     import tracemalloc
 
     chunk = os.urandom(CHUNK_SIZE)
@@ -698,7 +700,7 @@ def test_memory_stays_flat_for_large_objects(store: ObjectStore) -> None:
     assert copy_peak < 8 * CHUNK_SIZE, copy_peak
 
 
-def test_memoryview_chunks_of_wider_types_count_bytes(store: ObjectStore) -> None:
+def test_memoryview_chunks_of_wider_types_count_bytes(store: FileBlobStore) -> None:
     import array
 
     words = array.array("I", range(1000))  # 4000 bytes in 1000 items

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.storage import errors as E
-from airegistry.storage import objects
-from airegistry.storage.objects import BLOCK_SIZE, ObjectStore
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.blobs.fs import FileBlobStore, container, multipart, writer
+from airegistry.storage.blobs.fs.container import BLOCK_SIZE
 
 MIN = 64
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = ObjectStore(tmp_path / "blobs", min_part_size=MIN)
+def store(tmp_path: Path) -> FileBlobStore:
+    s = FileBlobStore(tmp_path / "blobs", min_part_size=MIN)
     s.create_bucket("bkt")
     return s
 
@@ -35,7 +35,7 @@ def store(tmp_path: Path) -> ObjectStore:
 @pytest.fixture
 def small_assembly_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Several read steps per part, so the read-ahead pipeline crosses part boundaries."""
-    monkeypatch.setattr(objects, "ASSEMBLE_CHUNK", 2 * BLOCK_SIZE)
+    monkeypatch.setattr(multipart, "ASSEMBLE_CHUNK", 2 * BLOCK_SIZE)
 
 
 def _data(n: int, seed: int) -> bytes:
@@ -63,7 +63,7 @@ def _expected_table(data: bytes) -> bytes:
     )
 
 
-def _upload(store: ObjectStore, key: str, chunks: list[bytes]) -> tuple[str, list[tuple[int, str]]]:
+def _upload(store: FileBlobStore, key: str, chunks: list[bytes]) -> tuple[str, list[tuple[int, str]]]:
     uid = store.create_multipart_upload("bkt", key)
     parts = [
         (i + 1, store.upload_part("bkt", key, uid, i + 1, c).etag) for i, c in enumerate(chunks)
@@ -78,7 +78,7 @@ def _flip(path: Path, offset: int) -> None:
 
 
 @pytest.mark.usefixtures("small_assembly_chunk")
-def test_aligned_parts_reuse_their_block_crcs(store: ObjectStore, tmp_path: Path) -> None:
+def test_aligned_parts_reuse_their_block_crcs(store: FileBlobStore, tmp_path: Path) -> None:
     chunks = [_data(5 * BLOCK_SIZE, 1), _data(3 * BLOCK_SIZE, 2), _data(BLOCK_SIZE // 3, 3)]
     uid, parts = _upload(store, "k", chunks)
     info = store.complete_multipart_upload("bkt", "k", uid, parts)
@@ -95,7 +95,7 @@ def test_aligned_parts_reuse_their_block_crcs(store: ObjectStore, tmp_path: Path
 
 @pytest.mark.usefixtures("small_assembly_chunk")
 def test_unaligned_parts_get_a_table_of_the_joined_data(
-    store: ObjectStore, tmp_path: Path
+    store: FileBlobStore, tmp_path: Path
 ) -> None:
     chunks = [_data(BLOCK_SIZE + 7, 4), _data(2 * BLOCK_SIZE + 1, 5), _data(100, 6)]
     uid, parts = _upload(store, "k", chunks)
@@ -116,7 +116,7 @@ def test_unaligned_parts_get_a_table_of_the_joined_data(
 
 @pytest.mark.usefixtures("small_assembly_chunk")
 def test_damaged_part_block_fails_completion_and_upload_survives(
-    store: ObjectStore, tmp_path: Path
+    store: FileBlobStore, tmp_path: Path
 ) -> None:
     chunks = [_data(4 * BLOCK_SIZE, 7), _data(4 * BLOCK_SIZE, 8), _data(10, 9)]
     uid, parts = _upload(store, "k", chunks)
@@ -135,7 +135,7 @@ def test_damaged_part_block_fails_completion_and_upload_survives(
     assert info.size == sum(map(len, chunks))
 
 
-def test_damaged_part_crc_table_fails_completion(store: ObjectStore, tmp_path: Path) -> None:
+def test_damaged_part_crc_table_fails_completion(store: FileBlobStore, tmp_path: Path) -> None:
     chunks = [_data(2 * BLOCK_SIZE, 10), _data(50, 11)]
     uid, parts = _upload(store, "k", chunks)
     part1 = tmp_path / "blobs" / "buckets" / "bkt" / "uploads" / uid / "part-00001"
@@ -148,16 +148,16 @@ def _strip_block_table(path: Path) -> None:
     """Rewrite a part file the way parts were stored before block tables existed."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        doc, size = objects._read_trailer(fd, "test")
+        doc, size = container.read_trailer(fd, "test")
     finally:
         os.close(fd)
     data = path.read_bytes()[:size]
     doc.pop("block_size")
-    path.write_bytes(data + objects._encode_trailer(doc))
+    path.write_bytes(data + container.encode_trailer(doc))
 
 
 def test_part_without_block_table_is_checked_by_sha256(
-    store: ObjectStore, tmp_path: Path
+    store: FileBlobStore, tmp_path: Path
 ) -> None:
     chunks = [_data(BLOCK_SIZE, 12), _data(300, 13)]
     uid, parts = _upload(store, "k", chunks)
@@ -176,9 +176,9 @@ def test_part_without_block_table_is_checked_by_sha256(
         store.complete_multipart_upload("bkt", "k2", uid, parts)
 
 
-def test_bodies_in_odd_pieces_are_hashed_exactly(store: ObjectStore) -> None:
-    data = _data(3 * objects.HASH_CHUNK + 12345, 14)
-    cuts = [0, 1, 4096, 4097, objects.HASH_CHUNK - 1, 2 * objects.HASH_CHUNK + 3, len(data)]
+def test_bodies_in_odd_pieces_are_hashed_exactly(store: FileBlobStore) -> None:
+    data = _data(3 * writer.HASH_CHUNK + 12345, 14)
+    cuts = [0, 1, 4096, 4097, writer.HASH_CHUNK - 1, 2 * writer.HASH_CHUNK + 3, len(data)]
     pieces = [data[a:b] for a, b in itertools.pairwise(cuts)]
     info = store.put_object("bkt", "odd", iter(pieces), checksum=("CRC32", None))
     assert info.etag == hashlib.md5(data).hexdigest()
@@ -215,13 +215,14 @@ def _refuse_direct_io(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("mode", ["no-o-direct", "o-direct-refused"])
 def test_writes_fall_back_to_normal_io(
-    store: ObjectStore, monkeypatch: pytest.MonkeyPatch, mode: str
+    store: FileBlobStore, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     if mode == "no-o-direct":
-        monkeypatch.setattr(objects, "_set_direct", lambda fd, on: False)
+        monkeypatch.setattr(writer, "set_direct", lambda fd, on: False)
+        monkeypatch.setattr(multipart, "set_direct", lambda fd, on: False)
     else:
         _refuse_direct_io(monkeypatch)
-    body = _data(objects.HASH_CHUNK + 5, 15)
+    body = _data(writer.HASH_CHUNK + 5, 15)
     info = store.put_object("bkt", "p", body)
     assert info.sha256 == hashlib.sha256(body).hexdigest()
     assert store.read_bytes("bkt", "p") == body

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.storage import errors as E
-from airegistry.storage.objects import CHUNK_SIZE, ObjectStore
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.blobs.fs import FileBlobStore
+from airegistry.storage.blobs.types import CHUNK_SIZE
 
 
 def _pattern(writer: int, version: int, size: int) -> bytes:
@@ -36,7 +37,7 @@ def _run_threads(targets: list[threading.Thread]) -> None:
 
 
 def test_concurrent_writers_and_readers_never_tear(tmp_path: Path) -> None:
-    store = ObjectStore(tmp_path)
+    store = FileBlobStore(tmp_path)
     store.create_bucket("bkt")
     size = CHUNK_SIZE + 4097  # more than one write chunk, so a torn file would be visible
     store.put_object("bkt", "hot", _pattern(9999, 0, size))
@@ -83,7 +84,7 @@ def test_concurrent_writers_and_readers_never_tear(tmp_path: Path) -> None:
 
 def test_puts_and_deletes_racing_in_one_directory(tmp_path: Path) -> None:
     """Deletes prune empty directories while puts create them; puts must never fail."""
-    store = ObjectStore(tmp_path)
+    store = FileBlobStore(tmp_path)
     store.create_bucket("bkt")
     errors: list[BaseException] = []
     acknowledged: set[str] = set()
@@ -111,7 +112,7 @@ def test_puts_and_deletes_racing_in_one_directory(tmp_path: Path) -> None:
 
 
 def test_ensure_bucket_from_many_threads(tmp_path: Path) -> None:
-    store = ObjectStore(tmp_path)
+    store = FileBlobStore(tmp_path)
     results: list[object] = []
 
     def go() -> None:
@@ -126,7 +127,7 @@ def test_ensure_bucket_from_many_threads(tmp_path: Path) -> None:
 
 
 def test_delete_bucket_never_loses_acknowledged_puts(tmp_path: Path) -> None:
-    store = ObjectStore(tmp_path)
+    store = FileBlobStore(tmp_path)
     store.create_bucket("bkt")
     acknowledged: list[str] = []
     errors: list[BaseException] = []
@@ -169,7 +170,7 @@ def test_delete_bucket_never_loses_acknowledged_puts(tmp_path: Path) -> None:
 
 
 def test_concurrent_completions_of_one_upload(tmp_path: Path) -> None:
-    store = ObjectStore(tmp_path, min_part_size=16)
+    store = FileBlobStore(tmp_path, min_part_size=16)
     store.create_bucket("bkt")
     uid = store.create_multipart_upload("bkt", "mp")
     parts = [store.upload_part("bkt", "mp", uid, n, bytes([n]) * 32) for n in (1, 2, 3)]
@@ -198,13 +199,13 @@ def test_concurrent_completions_of_one_upload(tmp_path: Path) -> None:
 _WRITER = textwrap.dedent(
     """
     import sys
-    from airegistry.storage.objects import ObjectStore
+    from airegistry.storage.blobs.fs import FileBlobStore
     root, writer = sys.argv[1], int(sys.argv[2])
     size = 200_003
     def pattern(w, v):
         head = f"{w:04d}:{v:04d}|".encode()
         return (head * (size // len(head) + 1))[:size]
-    store = ObjectStore(root)
+    store = FileBlobStore(root)
     store.ensure_bucket("shared")
     for v in range(15):
         store.put_object("shared", "same-key", pattern(writer, v))
@@ -232,7 +233,7 @@ def test_many_processes_share_one_root(tmp_path: Path) -> None:
         out, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()
         assert out.strip() == b"ok"
-    store = ObjectStore(tmp_path)
+    store = FileBlobStore(tmp_path)
     final = store.read_bytes("shared", "same-key")
     assert _is_whole_version(final, 200_003)
     assert int(final[5:9]) == 14  # the last write of whichever writer finished last
@@ -244,8 +245,8 @@ def test_many_processes_share_one_root(tmp_path: Path) -> None:
 _KILLED = textwrap.dedent(
     """
     import sys, time
-    from airegistry.storage.objects import ObjectStore
-    store = ObjectStore(sys.argv[1])
+    from airegistry.storage.blobs.fs import FileBlobStore
+    store = FileBlobStore(sys.argv[1])
     store.ensure_bucket("bkt")
     def body():
         yield b"a" * (1 << 20)
@@ -277,7 +278,7 @@ def test_sigkill_mid_write_leaves_nothing_visible(tmp_path: Path) -> None:
     store_dir = tmp_path
     leftovers = list((store_dir / "tmp").iterdir())
     assert len(leftovers) == 1  # the killed writer's temp file, invisible to readers
-    store = ObjectStore(store_dir)  # opening the store sweeps temps of dead processes
+    store = FileBlobStore(store_dir)  # opening the store sweeps temps of dead processes
     with pytest.raises(E.NoSuchKey):
         store.head_object("bkt", "victim")
     assert store.list_objects("bkt").contents == []
@@ -285,7 +286,7 @@ def test_sigkill_mid_write_leaves_nothing_visible(tmp_path: Path) -> None:
 
 
 def test_sweep_keeps_temps_of_live_writers(tmp_path: Path) -> None:
-    store = ObjectStore(tmp_path)
+    store = FileBlobStore(tmp_path)
     store.create_bucket("bkt")
     started = threading.Event()
     release = threading.Event()
@@ -306,7 +307,7 @@ def test_sweep_keeps_temps_of_live_writers(tmp_path: Path) -> None:
     t = threading.Thread(target=put)
     t.start()
     assert started.wait(timeout=120)
-    assert ObjectStore(tmp_path).sweep_stale_temps() == 0  # our own pid is alive
+    assert FileBlobStore(tmp_path).sweep_stale_temps() == 0  # our own pid is alive
     release.set()
     t.join(timeout=120)
     assert errors == []
@@ -315,7 +316,7 @@ def test_sweep_keeps_temps_of_live_writers(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_can_write_after_parent_used_the_hash_pool(tmp_path: Path) -> None:
-    store = ObjectStore(tmp_path)
+    store = FileBlobStore(tmp_path)
     store.create_bucket("bkt")
     big = b"p" * (CHUNK_SIZE * 2)
     store.put_object("bkt", "parent", big)  # starts the parent's md5 helper threads
@@ -324,7 +325,7 @@ def test_forked_child_can_write_after_parent_used_the_hash_pool(tmp_path: Path) 
         code = 1
         signal.alarm(120)  # a hang becomes a failure (SIGALRM kills the child)
         try:
-            ObjectStore(tmp_path).put_object("bkt", "child", big)
+            FileBlobStore(tmp_path).put_object("bkt", "child", big)
             code = 0
         finally:
             os._exit(code)

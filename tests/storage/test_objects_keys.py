@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.storage import errors as E
-from airegistry.storage.objects import ObjectStore
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.blobs.fs import FileBlobStore
 
 
 @pytest.fixture
@@ -17,8 +17,8 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(root: Path) -> ObjectStore:
-    s = ObjectStore(root)
+def store(root: Path) -> FileBlobStore:
+    s = FileBlobStore(root)
     s.create_bucket("bkt")
     return s
 
@@ -45,7 +45,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("key", HOSTILE)
-def test_hostile_keys_are_rejected_everywhere(store: ObjectStore, tmp_path: Path, key: str) -> None:
+def test_hostile_keys_are_rejected_everywhere(store: FileBlobStore, tmp_path: Path, key: str) -> None:
     before = _all_paths(tmp_path)
     calls = [
         lambda: store.put_object("bkt", key, b"evil"),
@@ -63,7 +63,7 @@ def test_hostile_keys_are_rejected_everywhere(store: ObjectStore, tmp_path: Path
     assert _all_paths(tmp_path) == before
 
 
-def test_error_message_names_the_problem(store: ObjectStore) -> None:
+def test_error_message_names_the_problem(store: FileBlobStore) -> None:
     with pytest.raises(E.InvalidObjectKey, match=r"'\.\.' path segment"):
         store.put_object("bkt", "a/../../b", b"x")
     with pytest.raises(E.InvalidObjectKey, match="NUL"):
@@ -74,14 +74,14 @@ def test_error_message_names_the_problem(store: ObjectStore) -> None:
         store.put_object("bkt", "", b"x")
 
 
-def test_lone_surrogate_and_non_string_keys(store: ObjectStore) -> None:
+def test_lone_surrogate_and_non_string_keys(store: FileBlobStore) -> None:
     with pytest.raises(E.InvalidObjectKey, match="UTF-8"):
         store.put_object("bkt", "bad\udcffkey", b"x")
     with pytest.raises(E.InvalidObjectKey):
         store.put_object("bkt", b"bytes-key", b"x")  # type: ignore[arg-type]
 
 
-def test_key_length_limit(store: ObjectStore) -> None:
+def test_key_length_limit(store: FileBlobStore) -> None:
     ok_ascii = "k" * 1024
     ok_utf8 = "é" * 512  # 1024 bytes
     store.put_object("bkt", ok_ascii, b"1")
@@ -98,7 +98,7 @@ def test_key_length_limit(store: ObjectStore) -> None:
 
 
 def test_symlink_planted_in_store_cannot_redirect_writes(
-    store: ObjectStore, root: Path, tmp_path: Path
+    store: FileBlobStore, root: Path, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -139,7 +139,7 @@ COEXISTING = [
 ]
 
 
-def test_every_legal_key_round_trips_and_coexists(store: ObjectStore) -> None:
+def test_every_legal_key_round_trips_and_coexists(store: FileBlobStore) -> None:
     for i, key in enumerate(COEXISTING):
         store.put_object("bkt", key, f"{i}:{key}".encode())
     for i, key in enumerate(COEXISTING):
@@ -155,7 +155,7 @@ def test_every_legal_key_round_trips_and_coexists(store: ObjectStore) -> None:
         store.head_object("bkt", "a/")
 
 
-def test_case_distinct_keys_are_distinct_files(store: ObjectStore, root: Path) -> None:
+def test_case_distinct_keys_are_distinct_files(store: FileBlobStore, root: Path) -> None:
     store.put_object("bkt", "Data", b"upper")
     store.put_object("bkt", "data", b"lower")
     names = sorted(p.name for p in (root / "buckets" / "bkt" / "objects").iterdir())
@@ -164,7 +164,7 @@ def test_case_distinct_keys_are_distinct_files(store: ObjectStore, root: Path) -
     assert store.read_bytes("bkt", "Data") == b"upper"
 
 
-def test_long_segments_are_chunked_under_name_max(store: ObjectStore, root: Path) -> None:
+def test_long_segments_are_chunked_under_name_max(store: FileBlobStore, root: Path) -> None:
     keys = ["s" * 1000, "é" * 500, "dir/" + "Ü" * 400, "ab" * 300 + "/x"]
     for k in keys:
         store.put_object("bkt", k, k.encode()[:10])
@@ -177,7 +177,7 @@ def test_long_segments_are_chunked_under_name_max(store: ObjectStore, root: Path
     assert list((root / "buckets" / "bkt" / "objects").iterdir()) == []
 
 
-def test_stray_files_in_the_tree_are_ignored(store: ObjectStore, root: Path) -> None:
+def test_stray_files_in_the_tree_are_ignored(store: FileBlobStore, root: Path) -> None:
     store.put_object("bkt", "real", b"x")
     objects = root / "buckets" / "bkt" / "objects"
     (objects / ".DS_Store").write_bytes(b"junk")

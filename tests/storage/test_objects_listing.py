@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.storage import errors as E
-from airegistry.storage.objects import ObjectStore
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.blobs.fs import FileBlobStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = ObjectStore(tmp_path / "blobs")
+def store(tmp_path: Path) -> FileBlobStore:
+    s = FileBlobStore(tmp_path / "blobs")
     s.create_bucket("bkt")
     return s
 
@@ -43,7 +43,7 @@ def reference(
 
 
 def paged(
-    store: ObjectStore,
+    store: FileBlobStore,
     prefix: str,
     delimiter: str | None,
     max_keys: int,
@@ -73,7 +73,7 @@ def paged(
     raise AssertionError("pagination never ended")
 
 
-def test_utf8_binary_order(store: ObjectStore) -> None:
+def test_utf8_binary_order(store: FileBlobStore) -> None:
     keys = ["z", "a", "a!", "a/", "a0", "é", "\uffff", "😀", "B", "a/b", "ab", "a-b", "~"]
     for k in keys:
         store.put_object("bkt", k, b"")
@@ -82,7 +82,7 @@ def test_utf8_binary_order(store: ObjectStore) -> None:
     assert listed.index("😀") > listed.index("\uffff")  # not UTF-16 order
 
 
-def test_prefix_and_delimiter(store: ObjectStore) -> None:
+def test_prefix_and_delimiter(store: FileBlobStore) -> None:
     keys = [
         "datasets/train/a.jsonl",
         "datasets/train/b.jsonl",
@@ -111,7 +111,7 @@ def test_prefix_and_delimiter(store: ObjectStore) -> None:
     assert r.contents == []
 
 
-def test_multichar_and_odd_delimiters(store: ObjectStore) -> None:
+def test_multichar_and_odd_delimiters(store: FileBlobStore) -> None:
     keys = ["a-b-c", "a-b-d", "a--x", "ab", "b"]
     for k in keys:
         store.put_object("bkt", k, b"")
@@ -119,7 +119,7 @@ def test_multichar_and_odd_delimiters(store: ObjectStore) -> None:
         assert paged(store, "", delim, 1000) == reference(keys, "", delim), delim
 
 
-def test_max_keys_bounds(store: ObjectStore) -> None:
+def test_max_keys_bounds(store: FileBlobStore) -> None:
     for i in range(5):
         store.put_object("bkt", f"k{i}", b"")
     r = store.list_objects("bkt", max_keys=0)
@@ -130,7 +130,7 @@ def test_max_keys_bounds(store: ObjectStore) -> None:
         store.list_objects("bkt", max_keys=-1)
 
 
-def test_start_after(store: ObjectStore) -> None:
+def test_start_after(store: FileBlobStore) -> None:
     keys = ["a", "b", "c/1", "c/2", "d"]
     for k in keys:
         store.put_object("bkt", k, b"")
@@ -142,7 +142,7 @@ def test_start_after(store: ObjectStore) -> None:
     assert r.contents == []
 
 
-def test_common_prefixes_are_paged_once(store: ObjectStore) -> None:
+def test_common_prefixes_are_paged_once(store: FileBlobStore) -> None:
     keys = [f"p{i}/obj{j}" for i in range(7) for j in range(3)] + ["solo"]
     for k in keys:
         store.put_object("bkt", k, b"")
@@ -150,7 +150,7 @@ def test_common_prefixes_are_paged_once(store: ObjectStore) -> None:
         assert paged(store, "", "/", size) == reference(keys, "", "/"), size
 
 
-def test_listing_matches_model_on_random_trees(store: ObjectStore) -> None:
+def test_listing_matches_model_on_random_trees(store: FileBlobStore) -> None:
     rng = random.Random(20240605)
     alphabet = ["a", "b", "/", "!", "é", "A", "-", "0"]
     keys: set[str] = set()
@@ -176,7 +176,7 @@ def test_listing_matches_model_on_random_trees(store: ObjectStore) -> None:
     assert all(o.size == len(o.key.encode()) for o in r.contents)
 
 
-def test_continuation_token_is_tamper_proof(store: ObjectStore, tmp_path: Path) -> None:
+def test_continuation_token_is_tamper_proof(store: FileBlobStore, tmp_path: Path) -> None:
     for k in ("a", "b", "c"):
         store.put_object("bkt", k, b"")
     store.create_bucket("other")
@@ -211,7 +211,7 @@ def test_continuation_token_is_tamper_proof(store: ObjectStore, tmp_path: Path) 
     with pytest.raises(E.InvalidArgument):
         store.list_objects("bkt", delimiter="/", continuation_token=token)
     # another store root has another signing key
-    foreign = ObjectStore(tmp_path / "elsewhere")
+    foreign = FileBlobStore(tmp_path / "elsewhere")
     foreign.create_bucket("bkt")
     with pytest.raises(E.InvalidArgument):
         foreign.list_objects("bkt", continuation_token=token)
@@ -219,7 +219,7 @@ def test_continuation_token_is_tamper_proof(store: ObjectStore, tmp_path: Path) 
     assert [o.key for o in rest.contents] == ["b", "c"]
 
 
-def test_token_ignores_start_after_like_s3(store: ObjectStore) -> None:
+def test_token_ignores_start_after_like_s3(store: FileBlobStore) -> None:
     for k in ("a", "b", "c", "d"):
         store.put_object("bkt", k, b"")
     page = store.list_objects("bkt", max_keys=1, start_after="a")
@@ -230,7 +230,7 @@ def test_token_ignores_start_after_like_s3(store: ObjectStore) -> None:
     assert [o.key for o in rest.contents] == ["c", "d"]
 
 
-def test_listing_survives_concurrent_deletes(store: ObjectStore) -> None:
+def test_listing_survives_concurrent_deletes(store: FileBlobStore) -> None:
     for i in range(10):
         store.put_object("bkt", f"d/{i}", b"")
     page = store.list_objects("bkt", max_keys=3)
@@ -240,7 +240,7 @@ def test_listing_survives_concurrent_deletes(store: ObjectStore) -> None:
     assert rest.contents == [] and not rest.is_truncated
 
 
-def test_rolled_up_directories_respect_start_after(store: ObjectStore) -> None:
+def test_rolled_up_directories_respect_start_after(store: FileBlobStore) -> None:
     keys = ["x/1/2", "x/3", "y", "z/deep/er/still"]
     for k in keys:
         store.put_object("bkt", k, b"")
@@ -251,7 +251,7 @@ def test_rolled_up_directories_respect_start_after(store: ObjectStore) -> None:
         assert got == reference(keys, "", "/", after), after
 
 
-def test_big_folder_listing_cache_sees_every_change(store: ObjectStore, tmp_path: Path) -> None:
+def test_big_folder_listing_cache_sees_every_change(store: FileBlobStore, tmp_path: Path) -> None:
     """Pages of a big, quiet folder reuse one sorted scan; any change invalidates it."""
     keys = [f"big/{i:05d}" for i in range(600)]
     for k in keys:
@@ -270,7 +270,7 @@ def test_big_folder_listing_cache_sees_every_change(store: ObjectStore, tmp_path
     assert paged(store, "big/", "/", 7) == reference(keys, "big/", "/")
 
 
-def test_busy_folders_are_not_cached(store: ObjectStore, tmp_path: Path) -> None:
+def test_busy_folders_are_not_cached(store: FileBlobStore, tmp_path: Path) -> None:
     keys = [f"busy/{i:04d}" for i in range(600)]
     for k in keys:
         store.put_object("bkt", k, b"")

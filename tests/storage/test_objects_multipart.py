@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.storage import errors as E
-from airegistry.storage.objects import ObjectStore
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.blobs.fs import FileBlobStore
 
 MIN = 64  # min_part_size used by these tests
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = ObjectStore(tmp_path / "blobs", min_part_size=MIN)
+def store(tmp_path: Path) -> FileBlobStore:
+    s = FileBlobStore(tmp_path / "blobs", min_part_size=MIN)
     s.create_bucket("bkt")
     return s
 
@@ -26,7 +26,7 @@ def _uploads_dir(tmp_path: Path) -> Path:
     return tmp_path / "blobs" / "buckets" / "bkt" / "uploads"
 
 
-def test_happy_path(store: ObjectStore, tmp_path: Path) -> None:
+def test_happy_path(store: FileBlobStore, tmp_path: Path) -> None:
     uid = store.create_multipart_upload(
         "bkt", "big/file.bin", content_type="application/x-big", metadata={"Who": "me"}
     )
@@ -57,7 +57,7 @@ def test_happy_path(store: ObjectStore, tmp_path: Path) -> None:
         store.list_parts("bkt", "big/file.bin", uid)
 
 
-def test_reuploaded_part_replaces_and_subset_completes(store: ObjectStore) -> None:
+def test_reuploaded_part_replaces_and_subset_completes(store: FileBlobStore) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     store.upload_part("bkt", "k", uid, 1, b"a" * MIN)
     p1 = store.upload_part("bkt", "k", uid, 1, b"b" * MIN)
@@ -68,7 +68,7 @@ def test_reuploaded_part_replaces_and_subset_completes(store: ObjectStore) -> No
     assert store.read_bytes("bkt", "k") == b"b" * MIN + b"end"
 
 
-def test_single_small_part_is_allowed(store: ObjectStore) -> None:
+def test_single_small_part_is_allowed(store: FileBlobStore) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     p = store.upload_part("bkt", "k", uid, 1, b"tiny")
     info = store.complete_multipart_upload("bkt", "k", uid, [(1, p.etag)])
@@ -76,7 +76,7 @@ def test_single_small_part_is_allowed(store: ObjectStore) -> None:
     assert store.read_bytes("bkt", "k") == b"tiny"
 
 
-def test_composite_checksum(store: ObjectStore) -> None:
+def test_composite_checksum(store: FileBlobStore) -> None:
     uid = store.create_multipart_upload("bkt", "c", checksum_algorithm="crc32")
     chunks = [b"x" * MIN, b"y" * 10]
     parts = []
@@ -99,7 +99,7 @@ def test_composite_checksum(store: ObjectStore) -> None:
     assert copied.etag == hashlib.md5(b"".join(chunks)).hexdigest()
 
 
-def test_part_digest_errors(store: ObjectStore, tmp_path: Path) -> None:
+def test_part_digest_errors(store: FileBlobStore, tmp_path: Path) -> None:
     uid = store.create_multipart_upload("bkt", "k", checksum_algorithm="SHA256")
     good_md5 = base64.b64encode(hashlib.md5(b"data").digest()).decode()
     with pytest.raises(E.BadDigest):
@@ -116,13 +116,13 @@ def test_part_digest_errors(store: ObjectStore, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("number", [0, -1, 10_001, True, "1", 1.0])
-def test_part_number_out_of_range(store: ObjectStore, number: object) -> None:
+def test_part_number_out_of_range(store: FileBlobStore, number: object) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     with pytest.raises(E.InvalidArgument, match="Part number"):
         store.upload_part("bkt", "k", uid, number, b"x")  # type: ignore[arg-type]
 
 
-def test_boundary_part_numbers(store: ObjectStore) -> None:
+def test_boundary_part_numbers(store: FileBlobStore) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     a = store.upload_part("bkt", "k", uid, 1, b"a" * MIN)
     z = store.upload_part("bkt", "k", uid, 10_000, b"z")
@@ -130,7 +130,7 @@ def test_boundary_part_numbers(store: ObjectStore) -> None:
     assert store.read_bytes("bkt", "k") == b"a" * MIN + b"z"
 
 
-def test_no_such_upload(store: ObjectStore) -> None:
+def test_no_such_upload(store: FileBlobStore) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     for bad_id in ("0" * 32, "../../etc", "", "X" * 32, uid + "0"):
         with pytest.raises(E.NoSuchUpload):
@@ -148,7 +148,7 @@ def test_no_such_upload(store: ObjectStore) -> None:
         store.upload_part("nobkt", "k", uid, 1, b"x")
 
 
-def test_abort(store: ObjectStore, tmp_path: Path) -> None:
+def test_abort(store: FileBlobStore, tmp_path: Path) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     store.upload_part("bkt", "k", uid, 1, b"x" * MIN)
     store.abort_multipart_upload("bkt", "k", uid)
@@ -162,7 +162,7 @@ def test_abort(store: ObjectStore, tmp_path: Path) -> None:
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
 
 
-def test_complete_errors(store: ObjectStore) -> None:
+def test_complete_errors(store: FileBlobStore) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     p1 = store.upload_part("bkt", "k", uid, 1, b"1" * MIN)
     p2 = store.upload_part("bkt", "k", uid, 2, b"2" * (MIN - 1))
@@ -196,7 +196,7 @@ def test_complete_errors(store: ObjectStore) -> None:
         store.complete_multipart_upload("bkt", "k", uid, [(1, p1.etag), (3, p3.etag)])
 
 
-def test_corrupt_part_is_not_assembled(store: ObjectStore, tmp_path: Path) -> None:
+def test_corrupt_part_is_not_assembled(store: FileBlobStore, tmp_path: Path) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     p1 = store.upload_part("bkt", "k", uid, 1, b"q" * MIN)
     part_file = _uploads_dir(tmp_path) / uid / "part-00001"
@@ -210,7 +210,7 @@ def test_corrupt_part_is_not_assembled(store: ObjectStore, tmp_path: Path) -> No
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
 
 
-def test_failed_part_body_leaves_no_part(store: ObjectStore, tmp_path: Path) -> None:
+def test_failed_part_body_leaves_no_part(store: FileBlobStore, tmp_path: Path) -> None:
     uid = store.create_multipart_upload("bkt", "k")
 
     def body():
@@ -223,7 +223,7 @@ def test_failed_part_body_leaves_no_part(store: ObjectStore, tmp_path: Path) -> 
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
 
 
-def test_deleting_bucket_discards_pending_uploads(store: ObjectStore) -> None:
+def test_deleting_bucket_discards_pending_uploads(store: FileBlobStore) -> None:
     uid = store.create_multipart_upload("bkt", "k")
     store.upload_part("bkt", "k", uid, 1, b"x")
     store.delete_bucket("bkt")
@@ -232,7 +232,7 @@ def test_deleting_bucket_discards_pending_uploads(store: ObjectStore) -> None:
         store.list_parts("bkt", "k", uid)
 
 
-def test_create_validates_inputs(store: ObjectStore) -> None:
+def test_create_validates_inputs(store: FileBlobStore) -> None:
     with pytest.raises(E.InvalidObjectKey):
         store.create_multipart_upload("bkt", "../escape")
     with pytest.raises(E.InvalidRequest):

@@ -16,7 +16,7 @@ import hashlib
 import zlib
 from typing import Protocol
 
-from airegistry.storage.errors import InvalidDigest, InvalidRequest
+from airegistry.storage.blobs.errors import InvalidDigest, InvalidRequest
 
 #: Algorithms accepted in ``checksum=(algorithm, expected)``, in S3's spelling.
 ALGORITHMS: tuple[str, ...] = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
@@ -33,9 +33,10 @@ class Checksum(Protocol):
 
 
 try:  # the same CRC-32 as zlib's, from awscrt's faster kernel when it is installed
-    from awscrt.checksums import crc32 as _crc32
+    from awscrt.checksums import crc32
 except ImportError:  # pragma: no cover - depends on the environment
-    _crc32 = zlib.crc32
+    crc32 = zlib.crc32
+"""Plain CRC-32 (zlib's polynomial) of a buffer, continuing from ``crc``; awscrt's kernel."""
 
 
 class _Crc32:
@@ -43,7 +44,7 @@ class _Crc32:
         self._value = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._value = _crc32(data, self._value)
+        self._value = crc32(data, self._value)
 
     def digest(self) -> bytes:
         return self._value.to_bytes(4, "big")

@@ -1,4 +1,4 @@
-"""Errors raised by the object store, shaped like S3's error responses.
+"""Errors of the blob store, shaped like S3's error responses; every backend raises these.
 
 Every error carries the exact S3 error ``code`` and HTTP ``status`` as class attributes so that
 the HTTP layer can render S3's XML error document without a translation table, and in-process
@@ -9,8 +9,8 @@ bodies (``ActualObjectSize``, ``ProposedSize``, ``UploadId`` ...), already strin
 from __future__ import annotations
 
 
-class ObjectStoreError(Exception):
-    """Base class of every object-store error; ``code``/``status`` mirror S3."""
+class BlobStoreError(Exception):
+    """Base class of every blob-store error; ``code``/``status`` mirror S3."""
 
     code: str = "InternalError"
     status: int = 500
@@ -42,42 +42,42 @@ class ObjectStoreError(Exception):
         return f"{self.code}: {self.message}"
 
 
-class NoSuchBucket(ObjectStoreError):
+class NoSuchBucket(BlobStoreError):
     code = "NoSuchBucket"
     status = 404
 
 
-class NoSuchKey(ObjectStoreError):
+class NoSuchKey(BlobStoreError):
     code = "NoSuchKey"
     status = 404
 
 
-class NoSuchUpload(ObjectStoreError):
+class NoSuchUpload(BlobStoreError):
     code = "NoSuchUpload"
     status = 404
 
 
-class BucketAlreadyOwnedByYou(ObjectStoreError):
+class BucketAlreadyOwnedByYou(BlobStoreError):
     code = "BucketAlreadyOwnedByYou"
     status = 409
 
 
-class BucketNotEmpty(ObjectStoreError):
+class BucketNotEmpty(BlobStoreError):
     code = "BucketNotEmpty"
     status = 409
 
 
-class InvalidBucketName(ObjectStoreError):
+class InvalidBucketName(BlobStoreError):
     code = "InvalidBucketName"
     status = 400
 
 
-class InvalidArgument(ObjectStoreError):
+class InvalidArgument(BlobStoreError):
     code = "InvalidArgument"
     status = 400
 
 
-class InvalidRequest(ObjectStoreError):
+class InvalidRequest(BlobStoreError):
     """S3's answer to a malformed checksum header or algorithm."""
 
     code = "InvalidRequest"
@@ -96,44 +96,44 @@ class KeyTooLongError(InvalidObjectKey):
     status = 400
 
 
-class MetadataTooLarge(ObjectStoreError):
+class MetadataTooLarge(BlobStoreError):
     code = "MetadataTooLarge"
     status = 400
 
 
-class InvalidRange(ObjectStoreError):
+class InvalidRange(BlobStoreError):
     code = "InvalidRange"
     status = 416
 
 
-class PreconditionFailed(ObjectStoreError):
+class PreconditionFailed(BlobStoreError):
     code = "PreconditionFailed"
     status = 412
 
 
-class InvalidPart(ObjectStoreError):
+class InvalidPart(BlobStoreError):
     code = "InvalidPart"
     status = 400
 
 
-class InvalidPartOrder(ObjectStoreError):
+class InvalidPartOrder(BlobStoreError):
     code = "InvalidPartOrder"
     status = 400
 
 
-class EntityTooSmall(ObjectStoreError):
+class EntityTooSmall(BlobStoreError):
     code = "EntityTooSmall"
     status = 400
 
 
-class InvalidDigest(ObjectStoreError):
+class InvalidDigest(BlobStoreError):
     """The Content-MD5 value itself is malformed (not base64 of 16 bytes)."""
 
     code = "InvalidDigest"
     status = 400
 
 
-class BadDigest(ObjectStoreError):
+class BadDigest(BlobStoreError):
     code = "BadDigest"
     status = 400
 
@@ -145,20 +145,40 @@ class InvalidChecksum(BadDigest):
     status = 400
 
 
-class XAmzContentSHA256Mismatch(ObjectStoreError):
+class XAmzContentSHA256Mismatch(BlobStoreError):
     code = "XAmzContentSHA256Mismatch"
     status = 400
 
 
-class CorruptObjectError(ObjectStoreError):
+class CorruptObjectError(BlobStoreError):
     """Stored bytes no longer match what was recorded at write time; never serve them."""
 
     code = "InternalError"
     status = 500
 
 
+class AccessDenied(BlobStoreError):
+    """The backing store refused the registry's credentials for this bucket or key."""
+
+    code = "AccessDenied"
+    status = 403
+
+
+class StoreUnavailable(BlobStoreError):
+    """The backing store cannot be reached (endpoint down, network, timeouts); retry later.
+
+    Never raised half-way through a write that then counts as done: a put that fails with
+    this error has stored nothing the registry will reference.
+    """
+
+    code = "ServiceUnavailable"
+    status = 503
+
+
 __all__ = [
+    "AccessDenied",
     "BadDigest",
+    "BlobStoreError",
     "BucketAlreadyOwnedByYou",
     "BucketNotEmpty",
     "CorruptObjectError",
@@ -177,7 +197,7 @@ __all__ = [
     "NoSuchBucket",
     "NoSuchKey",
     "NoSuchUpload",
-    "ObjectStoreError",
     "PreconditionFailed",
+    "StoreUnavailable",
     "XAmzContentSHA256Mismatch",
 ]

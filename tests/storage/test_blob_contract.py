@@ -1,0 +1,163 @@
+"""The blob-store contract, run against both backends: the filesystem and S3 (moto server)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from airegistry.storage.blobs import BlobStore
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.checksums import compute_b64
+
+
+@pytest.fixture(params=["fs", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> BlobStore:
+    if request.param == "fs":
+        from airegistry.storage.blobs.fs import FileBlobStore
+
+        return FileBlobStore(tmp_path / "blobs")
+    from airegistry.storage.blobs.s3 import S3BlobStore
+    from tests.services import s3_env
+
+    server = request.getfixturevalue("moto_s3")
+    s3_env(monkeypatch, server)
+    return S3BlobStore(server.new_bucket(), "registry/prefix", spool_dir=tmp_path,
+                       multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
+
+
+def test_buckets(store: BlobStore) -> None:
+    store.create_bucket("bkt-a")
+    with pytest.raises(E.BucketAlreadyOwnedByYou):
+        store.create_bucket("bkt-a")
+    store.ensure_bucket("bkt-a")
+    store.ensure_bucket("bkt-b")
+    assert [b.name for b in store.list_buckets()] == ["bkt-a", "bkt-b"]
+    assert store.has_bucket("bkt-a") and not store.has_bucket("bkt-c")
+    with pytest.raises(E.NoSuchBucket):
+        store.head_bucket("bkt-c")
+    store.put_object("bkt-a", "k", b"x")
+    with pytest.raises(E.BucketNotEmpty):
+        store.delete_bucket("bkt-a")
+    store.delete_object("bkt-a", "k")
+    store.delete_bucket("bkt-a")
+    assert not store.has_bucket("bkt-a")
+    with pytest.raises(E.InvalidBucketName):
+        store.create_bucket("Bad_Name")
+
+
+def test_put_head_get_delete(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    data = os.urandom(300_000)
+    info = store.put_object("bkt", "a/b.bin", data, content_type="application/x-test",
+                            metadata={"Owner": "me"}, checksum=("CRC32", None))
+    assert info.size == len(data)
+    assert info.etag == hashlib.md5(data).hexdigest()
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert info.checksums == {"CRC32": compute_b64("CRC32", data)}
+    head = store.head_object("bkt", "a/b.bin")
+    assert (head.size, head.content_type, head.metadata) == (len(data), "application/x-test",
+                                                             {"owner": "me"})
+    assert store.read_bytes("bkt", "a/b.bin") == data
+    _, stream = store.open_object("bkt", "a/b.bin", byte_range=(10, 19))
+    with stream:
+        assert stream.read() == data[10:20]
+        assert stream.content_range == (10, 19)
+    _, stream = store.open_object("bkt", "a/b.bin", byte_range=(len(data) - 5, None))
+    with stream:
+        assert stream.read() == data[-5:]
+    with pytest.raises(E.InvalidRange):
+        store.open_object("bkt", "a/b.bin", byte_range=(len(data), None))
+    with pytest.raises(E.PreconditionFailed):
+        store.open_object("bkt", "a/b.bin", if_match='"0000"')
+    store.delete_object("bkt", "a/b.bin")
+    store.delete_object("bkt", "a/b.bin")  # deleting a missing key succeeds
+    with pytest.raises(E.NoSuchKey):
+        store.head_object("bkt", "a/b.bin")
+    with pytest.raises(E.NoSuchBucket):
+        store.head_object("nope-bucket", "k")
+    assert not store.exists("bkt", "a/b.bin")
+
+
+def test_bad_digests_store_nothing(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    with pytest.raises(E.BadDigest):
+        store.put_object("bkt", "k", b"hello", content_md5="AAAAAAAAAAAAAAAAAAAAAA==")
+    with pytest.raises(E.XAmzContentSHA256Mismatch):
+        store.put_object("bkt", "k", b"hello", sha256_hex="0" * 64)
+
+    def broken():
+        yield b"part"
+        raise OSError("client went away")
+
+    with pytest.raises(OSError):
+        store.put_object("bkt", "k", broken())
+    assert not store.exists("bkt", "k")
+    with pytest.raises(E.InvalidObjectKey):
+        store.put_object("bkt", "../escape", b"x")
+
+
+def test_listing_with_continuation_and_delimiter(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    keys = [f"d/{i:03d}" for i in range(25)] + ["d/sub/x", "e", "f/g"]
+    for k in keys:
+        store.put_object("bkt", k, k.encode())
+    seen, token = [], None
+    while True:
+        page = store.list_objects("bkt", prefix="d/", max_keys=7, continuation_token=token)
+        seen += [o.key for o in page.contents]
+        if not page.is_truncated:
+            break
+        token = page.next_continuation_token
+    assert seen == sorted(k for k in keys if k.startswith("d/"))
+    top = store.list_objects("bkt", delimiter="/")
+    assert [o.key for o in top.contents] == ["e"] and top.common_prefixes == ["d/", "f/"]
+    assert [o.key for o in store.list_objects("bkt", prefix="d/", start_after="d/020").contents
+            ][:2] == ["d/021", "d/022"]
+    page = store.list_objects("bkt", prefix="d/", max_keys=3)
+    with pytest.raises(E.InvalidArgument):
+        store.list_objects("bkt", prefix="e", continuation_token=page.next_continuation_token)
+    with pytest.raises(E.InvalidArgument):
+        store.list_objects("bkt", prefix="d/", continuation_token="forged")
+
+
+def test_multipart(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    part = 5 * 1024 * 1024
+    chunks = [os.urandom(part), os.urandom(part), os.urandom(1234)]
+    upload = store.create_multipart_upload("bkt", "big.jsonl", content_type="application/jsonl")
+    infos = [store.upload_part("bkt", "big.jsonl", upload, i + 1, c) for i, c in enumerate(chunks)]
+    assert [p.part_number for p in store.list_parts("bkt", "big.jsonl", upload)] == [1, 2, 3]
+    with pytest.raises(E.InvalidPart):
+        store.complete_multipart_upload("bkt", "big.jsonl", upload, [(1, "0" * 32)])
+    info = store.complete_multipart_upload(
+        "bkt", "big.jsonl", upload, [(p.part_number, p.etag) for p in infos])
+    data = b"".join(chunks)
+    assert info.size == len(data) and info.sha256 == hashlib.sha256(data).hexdigest()
+    assert store.read_bytes("bkt", "big.jsonl") == data
+    doomed = store.create_multipart_upload("bkt", "gone")
+    store.abort_multipart_upload("bkt", "gone", doomed)
+    with pytest.raises(E.NoSuchUpload):
+        store.list_parts("bkt", "gone", doomed)
+
+
+def test_put_file_of_a_large_dataset(store: BlobStore, tmp_path) -> None:
+    """Large files go up in parallel parts (S3: over the multipart threshold) and verify."""
+    store.create_bucket("bkt")
+    path = tmp_path / "big.jsonl"
+    row = b'{"prompt": "p", "completion": "c"}\n'
+    path.write_bytes(row * (13 * 1024 * 1024 // len(row)))
+    info = store.put_file("bkt", "datasets/big.jsonl", path, content_type="application/jsonl")
+    assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    store.verify_object("bkt", "datasets/big.jsonl")
+
+
+def test_copy_keeps_or_replaces_metadata(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    store.put_object("bkt", "src", b"payload", metadata={"a": "1"}, content_type="text/plain")
+    kept = store.copy_object("bkt", "src", "bkt", "dst")
+    assert (kept.metadata, kept.content_type) == ({"a": "1"}, "text/plain")
+    replaced = store.copy_object("bkt", "src", "bkt", "dst2", metadata={"b": "2"})
+    assert replaced.metadata == {"b": "2"}
+    assert store.read_bytes("bkt", "dst2") == b"payload"

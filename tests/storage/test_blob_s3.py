@@ -1,0 +1,82 @@
+"""What only the S3 backend has to prove: tampering is caught, misconfiguration is clear."""
+
+from __future__ import annotations
+
+import pytest
+
+from airegistry.storage.blobs import errors as E
+from airegistry.storage.blobs import open_blob_store
+from airegistry.storage.blobs.s3 import S3BlobStore
+from tests.services import free_port, s3_env
+
+
+@pytest.fixture
+def s3_store(moto_s3, monkeypatch, tmp_path) -> S3BlobStore:
+    s3_env(monkeypatch, moto_s3)
+    return open_blob_store(f"s3://{moto_s3.new_bucket()}/reg", default_root=tmp_path)
+
+
+def test_store_url_selects_the_backend(s3_store: S3BlobStore, tmp_path) -> None:
+    assert isinstance(s3_store, S3BlobStore) and s3_store.url.endswith("/reg")
+    assert open_blob_store(None, default_root=tmp_path / "b").url == (tmp_path / "b").as_uri()
+    assert open_blob_store((tmp_path / "c").as_uri(), default_root=tmp_path).url.endswith("/c")
+    with pytest.raises(ValueError, match="unsupported store URL"):
+        open_blob_store("ftp://x/y", default_root=tmp_path)
+
+
+def test_object_replaced_behind_the_registrys_back_is_not_served(s3_store, moto_s3) -> None:
+    s3_store.create_bucket("bkt")
+    s3_store.put_object("bkt", "data.jsonl", b'{"a": 1}\n')
+    raw = moto_s3.client()
+    real_key = "reg/objects/bkt/data.jsonl"
+    # someone else's PutObject: the registry's record (air-sha256) is gone with it
+    raw.put_object(Bucket=s3_store.bucket, Key=real_key, Body=b'{"a": 2}\n')
+    with pytest.raises(E.CorruptObjectError, match="outside the registry"):
+        s3_store.read_bytes("bkt", "data.jsonl")
+    # ... or a copy that kept a stale record: the bytes no longer match it
+    raw.put_object(Bucket=s3_store.bucket, Key=real_key, Body=b'{"a": 3}\n',
+                   Metadata={"air-sha256": "0" * 64})
+    with pytest.raises(E.CorruptObjectError, match="changed behind the registry's back"):
+        s3_store.read_bytes("bkt", "data.jsonl")
+    _, stream = s3_store.open_object("bkt", "data.jsonl", verify=False)
+    with stream:
+        assert stream.read() == b'{"a": 3}\n'  # unverified reads are the caller's choice
+
+
+def test_deletion_removes_only_what_was_asked(s3_store, moto_s3) -> None:
+    s3_store.create_bucket("bkt")
+    s3_store.put_object("bkt", "keep", b"1")
+    s3_store.put_object("bkt", "drop", b"2")
+    s3_store.delete_object("bkt", "drop")
+    keys = [o["Key"] for o in moto_s3.client().list_objects_v2(
+        Bucket=s3_store.bucket)["Contents"]]
+    assert sorted(keys) == ["reg/buckets/bkt", "reg/objects/bkt/keep"]
+
+
+def test_missing_bucket_is_a_clear_error_at_start(moto_s3, monkeypatch, tmp_path) -> None:
+    s3_env(monkeypatch, moto_s3)
+    with pytest.raises(E.StoreUnavailable, match="'no-such-bucket-x' .* does not exist"):
+        open_blob_store("s3://no-such-bucket-x/p", default_root=tmp_path)
+
+
+def test_unreachable_endpoint_is_a_clear_error_at_start(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(E.StoreUnavailable, match="cannot be reached .*127.0.0.1"):
+        open_blob_store("s3://bkt/p", default_root=tmp_path)
+
+
+def test_access_denied_is_reported_as_such(s3_store) -> None:
+    from botocore.exceptions import ClientError
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+
+    s3_store.create_bucket("bkt")
+    s3_store.client.put_object = refuse  # what a bucket policy refusing the key does
+    with pytest.raises(E.AccessDenied, match="refused the registry's credentials"):
+        s3_store.put_object("bkt", "k", b"x")
+    assert not s3_store.exists("bkt", "k")
