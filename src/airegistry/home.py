@@ -1,11 +1,16 @@
-"""A registry home: one directory holding the metadata database and the object store.
+"""A registry home: the metadata store, the blob store and the services over them.
 
-Opening a home wires the services together (metadata store, object store, hub service,
-import jobs, function runtime) exactly once per process and directory. The embedded SDK
-backend and the HTTP server both start here, so they cannot drift apart.
+Opening a home wires the services together (metadata repositories, blob store, hub
+service, import jobs, function runtime) exactly once per process and directory. The
+embedded SDK backend and the HTTP server (``airegistry.server.compose``) both start
+here, so they cannot drift apart; this module knows nothing of the server.
 
 Layout: ``registry.db`` (SQLite, WAL) unless ``AIREGISTRY_DATABASE_URL`` points
-elsewhere, ``blobs/`` (the object store), ``.migrate.lock``.
+elsewhere (PostgreSQL), ``blobs/`` (the filesystem blob store) unless
+``AIREGISTRY_STORE_URL`` points elsewhere (``s3://bucket/prefix``), ``runtime/code/``
+(the local cache of unpacked function code, by sha256), ``.migrate.lock``. With both
+URLs set the directory holds only local caches: several server replicas on several
+hosts share one database and one bucket, each with a home of its own.
 """
 
 from __future__ import annotations
@@ -18,24 +23,28 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-
-from airegistry.hub.service import HubService
+from airegistry.hub.service import HubService, import_result_values
 from airegistry.jobs.imports import (
     SourceMissingError,
     make_dataset_importer,
     make_evaluator_importer,
 )
-from airegistry.jobs.runner import JobRunner
-from airegistry.storage.metadata import Database, settings
-from airegistry.storage.migrate import migrate
+from airegistry.jobs.runner import ImportOutcome, JobRunner
+from airegistry.storage.blobs import STORE_URL_ENV, BlobStore, open_blob_store
+from airegistry.storage.blobs.errors import BlobStoreError
+from airegistry.storage.metadata import (
+    DATABASE_URL_ENV,
+    Database,
+    FunctionRepository,
+    HubRepository,
+    JobRepository,
+    SettingsRepository,
+    migrate,
+)
 
 if TYPE_CHECKING:
-    from airegistry.hub.wire import SageMakerWire
+    from airegistry.hub.json_protocol import Handler, SageMakerWire
     from airegistry.runtime.functions import FunctionService
-    from airegistry.server.app import ServerServices
-    from airegistry.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,11 @@ def max_dataset_bytes() -> int:
     return int(value) if value else DEFAULT_MAX_DATASET_BYTES
 
 
+def _outcome_values(outcome: ImportOutcome) -> dict[str, Any]:
+    return import_result_values(outcome.status, outcome.failure_reason, outcome.stats,
+                                outcome.markdown)
+
+
 class Home:
     """The services of one registry directory, wired together."""
 
@@ -72,22 +86,26 @@ class Home:
         path: Path,
         *,
         database_url: str | None = None,
+        store_url: str | None = None,
         region: str | None = None,
         start_jobs: bool = True,
     ) -> None:
         self.path = path.expanduser().resolve()
         self.path.mkdir(parents=True, exist_ok=True)
-        url = database_url or os.environ.get("AIREGISTRY_DATABASE_URL")
+        url = database_url or os.environ.get(DATABASE_URL_ENV)
         self.db = Database(url or f"sqlite:///{self.path / 'registry.db'}")
+        self.db.check()  # a database that is down fails here, naming host and database
         migrate(self.db, lock_path=self.path / ".migrate.lock")
+        self.settings = SettingsRepository(self.db)
         self.region = region or default_region()
-        self.account_id = self._setting("account_id", lambda: str(secrets.randbelow(9 * 10**11) + 10**11))
-        token_secret = bytes.fromhex(self._setting("token_secret", lambda: secrets.token_hex(32)))
-        from airegistry.storage.objects import ObjectStore
-
-        self.objects: ObjectStore = ObjectStore(self.path / "blobs")
+        self.account_id = self.settings.get_or_create(
+            "account_id", lambda: str(secrets.randbelow(9 * 10**11) + 10**11))
+        token_secret = bytes.fromhex(
+            self.settings.get_or_create("token_secret", lambda: secrets.token_hex(32)))
+        self.objects: BlobStore = open_blob_store(
+            store_url or os.environ.get(STORE_URL_ENV), default_root=self.path / "blobs")
         self.hub = HubService(
-            self.db,
+            HubRepository(self.db),
             account_id=self.account_id,
             region=self.region,
             token_secret=token_secret,
@@ -96,32 +114,23 @@ class Home:
             on_content_deleted=self._collect_object,
         )
         self.jobs = JobRunner(
-            self.db,
+            JobRepository(self.db),
             {
                 "import_dataset": make_dataset_importer(self.open_source, max_dataset_bytes()),
                 "import_evaluator": make_evaluator_importer(self._check_function, self._object_exists),
             },
-            self.hub.finish_import,
+            _outcome_values,
             per_hub_limit=int(os.environ.get("AIREGISTRY_MAX_CONCURRENT_IMPORTS", "4")),
+            heartbeat_s=float(os.environ.get("AIREGISTRY_JOB_HEARTBEAT_SECONDS", "2")),
             stale_s=float(os.environ.get("AIREGISTRY_JOB_STALE_SECONDS", "30")),
         )
         if start_jobs:
             self.jobs.start()
 
-    # -- settings ---------------------------------------------------------------------------
-
-    def _setting(self, key: str, make: Any) -> str:
-        with self.db.read() as conn:
-            value = conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
-        if value is not None:
-            return value
-        try:
-            with self.db.write() as conn:
-                conn.execute(insert(settings).values(key=key, value=make()))
-        except IntegrityError:
-            pass  # another process created it first; use theirs
-        with self.db.read() as conn:
-            return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar_one()
+    @property
+    def shares_state(self) -> bool:
+        """Whether the metadata lives outside this directory (replicas can share it)."""
+        return not self.db.is_local
 
     # -- derived names ----------------------------------------------------------------------
 
@@ -135,34 +144,26 @@ class Home:
 
     # -- services ---------------------------------------------------------------------------
 
+    def wire_handlers(self) -> dict[str, Handler]:
+        """Every SageMaker operation this home answers: add another service's handlers here."""
+        return {**self.hub.handlers()}
+
     @cached_property
     def wire(self) -> SageMakerWire:
-        from airegistry.hub.wire import SageMakerWire
+        from airegistry.hub.json_protocol import SageMakerWire
 
-        return SageMakerWire(self.hub.handlers())
+        return SageMakerWire(self.wire_handlers())
 
     @cached_property
     def functions(self) -> FunctionService:
         from airegistry.runtime.functions import FunctionService
 
+        hidden = (self.path,) + ((Path(self.objects.root),) if hasattr(self.objects, "root") else ())
         return FunctionService(
-            self.db, self.objects, account_id=self.account_id, region=self.region,
-            code_bucket=self.registry_bucket,
+            FunctionRepository(self.db), self.objects, account_id=self.account_id,
+            region=self.region, code_bucket=self.registry_bucket,
+            cache_dir=self.path / "runtime" / "code", hidden_paths=hidden,
         )
-
-    def server_services(self) -> ServerServices:
-        from airegistry.server.app import ServerServices
-
-        services = ServerServices(objects=self.objects, account_id=self.account_id, region=self.region)
-        services.sagemaker = self.wire.handle
-        try:
-            from airegistry.server.lambda_api import create_lambda_app
-
-            services.lambda_app = create_lambda_app(self.functions)
-        except ImportError:  # pragma: no cover - lambda wire not installed
-            log.warning("Lambda API unavailable in this build")
-        services.extra_metrics = self.metrics_text
-        return services
 
     def metrics_text(self) -> str:
         depth = self.jobs.queue_depth()
@@ -185,44 +186,28 @@ class Home:
     def _job_enqueued(self) -> None:
         self.jobs.wake()
 
-    def _collect_object(self, bucket: str | None, key: str | None) -> None:
-        if not bucket or not key:
-            return
+    def _collect_object(self, bucket: str, key: str) -> None:
         try:
             self.objects.delete_object(bucket, key)
-        except Exception:
+        except BlobStoreError:
             log.warning("could not delete unreferenced object s3://%s/%s", bucket, key, exc_info=True)
 
     def owns_bucket(self, bucket: str) -> bool:
-        from airegistry.storage.errors import NoSuchBucket
-
-        try:
-            self.objects.head_bucket(bucket)
-        except NoSuchBucket:
-            return False
-        return True
+        return self.objects.has_bucket(bucket)
 
     def open_source(self, bucket: str, key: str) -> tuple[BinaryIO, int | None, str | None]:
         """Open a dataset source: the registry's own store first, any S3 bucket otherwise."""
-        from airegistry.storage.errors import ObjectStoreError
-
         if self.owns_bucket(bucket):
             try:
                 info, stream = self.objects.open_object(bucket, key)
-            except ObjectStoreError as exc:
+            except BlobStoreError as exc:
                 raise SourceMissingError(str(exc)) from None
             return stream, info.size, info.sha256
         return open_external_s3(bucket, key)
 
     def _object_exists(self, bucket: str, key: str) -> bool:
-        from airegistry.storage.errors import ObjectStoreError
-
         if self.owns_bucket(bucket):
-            try:
-                self.objects.head_object(bucket, key)
-            except ObjectStoreError:
-                return False
-            return True
+            return self.objects.exists(bucket, key)
         try:
             stream, _, _ = open_external_s3(bucket, key)
             stream.close()
@@ -237,6 +222,7 @@ class Home:
         self.jobs.stop()
         if "functions" in self.__dict__:
             self.functions.close()
+        self.objects.close()
         self.db.dispose()
 
 
@@ -276,7 +262,3 @@ def close_homes() -> None:
         _homes.clear()
     for home in homes:
         home.close()
-
-
-def open_server_services(home_dir: Path) -> ServerServices:
-    return open_home(home_dir).server_services()

@@ -2,7 +2,8 @@
 
 The hub port is a boto3 ``sagemaker`` client everywhere (in-process transport when
 embedded), and the function port is Lambda-shaped; objects get this thin interface
-because the embedded store streams files directly instead of round-tripping bytes
+because the embedded registry calls its blob store (``storage.blobs.BlobStore``, any
+backend: the home's filesystem or an S3 bucket) directly instead of round-tripping bytes
 through a serialiser, while remote and AWS backends use boto3's managed transfers.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from airegistry.storage.objects import ObjectStore
+    from airegistry.storage.blobs import BlobStore
 
 
 class ObjectsPort(Protocol):
@@ -25,19 +26,13 @@ class ObjectsPort(Protocol):
 
 
 class EmbeddedObjects:
-    """The registry's own filesystem store; buckets it does not hold are read from S3."""
+    """The registry's own blob store; buckets it does not hold are read from S3."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: BlobStore) -> None:
         self.store = store
 
     def owns(self, bucket: str) -> bool:
-        from airegistry.storage.errors import NoSuchBucket
-
-        try:
-            self.store.head_bucket(bucket)
-        except NoSuchBucket:
-            return False
-        return True
+        return self.store.has_bucket(bucket)
 
     def ensure_bucket(self, bucket: str) -> None:
         self.store.ensure_bucket(bucket)
@@ -55,15 +50,9 @@ class EmbeddedObjects:
         return BotoObjects.default().open(bucket, key)
 
     def exists(self, bucket: str, key: str) -> bool:
-        from airegistry.storage.errors import NoSuchBucket, NoSuchKey
-
         if not self.owns(bucket):
             return BotoObjects.default().exists(bucket, key)
-        try:
-            self.store.head_object(bucket, key)
-        except (NoSuchKey, NoSuchBucket):
-            return False
-        return True
+        return self.store.exists(bucket, key)
 
     def delete(self, bucket: str, key: str) -> None:
         self.store.delete_object(bucket, key)

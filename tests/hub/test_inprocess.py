@@ -27,9 +27,9 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
 
+from airegistry.hub.botocore_model import OperationError, sagemaker_model
 from airegistry.hub.inprocess import make_inprocess_client
-from airegistry.hub.model import OperationError, sagemaker_model
-from airegistry.hub.wire import SageMakerWire
+from airegistry.hub.json_protocol import SageMakerWire
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -566,7 +566,7 @@ def test_works_without_credentials_and_with_hostile_aws_configuration(tmp_path: 
         socket.getaddrinfo = refuse
         socket.socket.connect = refuse
         from airegistry.hub.inprocess import make_inprocess_client
-        from airegistry.hub.wire import SageMakerWire
+        from airegistry.hub.json_protocol import SageMakerWire
         wire = SageMakerWire({"DeleteHub": lambda p: None})
         client = make_inprocess_client(wire, region="ap-south-1")
         print(client.delete_hub(HubName="h")["ResponseMetadata"]["HTTPStatusCode"])

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from airegistry.hub.model import (
+from airegistry.hub.botocore_model import (
     OperationError,
     isolated_botocore_session,
     java_pattern,
@@ -84,7 +84,7 @@ def test_isolated_session_ignores_broken_aws_configuration(tmp_path) -> None:
                AWS_SHARED_CREDENTIALS_FILE=str(bad))
     code = textwrap.dedent(
         """
-        from airegistry.hub.model import isolated_botocore_session
+        from airegistry.hub.botocore_model import isolated_botocore_session
         m = isolated_botocore_session().get_service_model("sagemaker")
         print(m.service_name)
         """

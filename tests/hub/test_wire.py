@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from airegistry.hub.model import OperationError
-from airegistry.hub.wire import CONTENT_TYPE, SageMakerWire
+from airegistry.hub.botocore_model import OperationError
+from airegistry.hub.json_protocol import CONTENT_TYPE, SageMakerWire
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, 250000, tzinfo=timezone.utc)
 
@@ -355,7 +355,7 @@ def test_handler_operation_error(wire: SageMakerWire, rec: Recorder, error: Oper
 def test_handler_crash_is_a_generic_500(wire: SageMakerWire, rec: Recorder,
                                         caplog: pytest.LogCaptureFixture) -> None:
     rec.raise_on_describe = KeyError("/home/alice/.airegistry/registry.db row 17")
-    with caplog.at_level(logging.ERROR, logger="airegistry.hub.wire"):
+    with caplog.at_level(logging.ERROR, logger="airegistry.hub.json_protocol"):
         status, headers, body = send(wire, "DescribeHubContent", DESCRIBE)
     message = expect_error((status, headers, body), "InternalFailure", 500)
     assert "alice" not in message and "KeyError" not in message and "Traceback" not in message

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from airegistry.home import Home
 from airegistry.server.app import create_app
 from airegistry.server.auth import AuthConfig
+from airegistry.server.compose import build_services
 from tests.server.conftest import start_server
 
 KEY, SECRET = "AKIDLAMBDAWIRE000001", "lambda-wire-secret-0123456789abcdefghij"
@@ -32,7 +33,7 @@ def package(source: str) -> bytes:
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = Home(tmp_path_factory.mktemp("lambda-wire") / "home")
-    app = create_app(home.server_services(), auth=AuthConfig(keys={KEY: SECRET}))
+    app = create_app(build_services(home), auth=AuthConfig(keys={KEY: SECRET}))
     try:
         with start_server(app) as url:
             def make(service: str) -> Any:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.home import Home
+from airegistry.home import Home, _outcome_values
 from airegistry.hub.inprocess import make_inprocess_client
 from airegistry.jobs.runner import ImportOutcome, JobRunner
+from airegistry.storage.metadata import JobRepository
 
 ROWS = "".join(json.dumps({"prompt": f"p{i}", "completion": f"c{i}"}) + "\n" for i in range(50))
 
@@ -123,7 +124,7 @@ def test_per_hub_concurrency_limit_and_queueing(tmp_path: Path) -> None:
                 running["done"] += 1
             return ImportOutcome("Available")
 
-        runner = JobRunner(home.db, {"import_dataset": slow}, home.hub.finish_import,
+        runner = JobRunner(JobRepository(home.db), {"import_dataset": slow}, _outcome_values,
                            per_hub_limit=2, poll_s=0.02, heartbeat_s=0.05)
         doc = json.dumps({"DatasetS3Bucket": "b", "DatasetS3Prefix": "k.jsonl"})
         for i in range(5):
@@ -170,12 +171,12 @@ def test_job_that_keeps_dying_gives_up(tmp_path: Path) -> None:
         )
         from sqlalchemy import update
 
-        from airegistry.storage.metadata import jobs
+        from airegistry.storage.metadata.tables import jobs
 
         with home.db.write() as conn:  # as if five processes had died running it
             conn.execute(update(jobs).values(attempts=5, state="running", owner="otherhost:1:x",
                                              heartbeat_at=0))
-        runner = JobRunner(home.db, {}, home.hub.finish_import, poll_s=0.02, max_attempts=5)
+        runner = JobRunner(JobRepository(home.db), {}, _outcome_values, poll_s=0.02, max_attempts=5)
         runner.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

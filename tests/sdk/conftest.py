@@ -38,11 +38,12 @@ def backend(request: pytest.FixtureRequest, registry_home: Path, tmp_path: Path,
     from airegistry.home import Home
     from airegistry.server.app import create_app
     from airegistry.server.auth import AuthConfig
+    from airegistry.server.compose import build_services
     from tests.server.conftest import start_server
 
     server_home = tmp_path / "server-home"
     home = Home(server_home)
-    app = create_app(home.server_services(), auth=AuthConfig(keys={ACCESS_KEY: SECRET_KEY}))
+    app = create_app(build_services(home), auth=AuthConfig(keys={ACCESS_KEY: SECRET_KEY}))
     try:
         with start_server(app) as url:
             monkeypatch.setenv("AIREGISTRY_ENDPOINT_URL", url)

@@ -55,7 +55,7 @@ def test_deletion_removes_only_what_was_asked(s3_store, moto_s3) -> None:
 
 def test_missing_bucket_is_a_clear_error_at_start(moto_s3, monkeypatch, tmp_path) -> None:
     s3_env(monkeypatch, moto_s3)
-    with pytest.raises(E.StoreUnavailable, match="'no-such-bucket-x' .* does not exist"):
+    with pytest.raises(E.StoreUnavailable, match=r"'no-such-bucket-x' .* does not exist"):
         open_blob_store("s3://no-such-bucket-x/p", default_root=tmp_path)
 
 
@@ -64,7 +64,7 @@ def test_unreachable_endpoint_is_a_clear_error_at_start(monkeypatch, tmp_path) -
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    with pytest.raises(E.StoreUnavailable, match="cannot be reached .*127.0.0.1"):
+    with pytest.raises(E.StoreUnavailable, match=r"cannot be reached .*127\.0\.0\.1"):
         open_blob_store("s3://bkt/p", default_root=tmp_path)
 
 

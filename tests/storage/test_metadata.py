@@ -9,8 +9,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from airegistry.storage.metadata import Database, metadata, settings
-from airegistry.storage.migrate import HEAD_REVISION, alembic_config, current_revision, migrate
+from airegistry.storage.metadata import Database
+from airegistry.storage.metadata.migrate import (
+    HEAD_REVISION,
+    alembic_config,
+    current_revision,
+    migrate,
+)
+from airegistry.storage.metadata.tables import metadata, settings
 
 
 def test_head_revision_constant_matches_alembic(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from airegistry.server.app import HOME_ENV, NO_AUTH_ENV
-from airegistry.server.auth import KEYS_ENV, KEYS_FILE_NAME, AuthConfig, KeyStoreError, create_key
+from airegistry.server.auth import KEYS_ENV, KEYS_FILE_NAME, KeyStoreError, create_key
+from airegistry.server.compose import HOME_ENV, NO_AUTH_ENV
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -75,33 +75,43 @@ def _log_config(level: str) -> dict[str, Any]:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    from airegistry.home import default_home
+    from airegistry.home import Home, default_home
+    from airegistry.storage.blobs.errors import BlobStoreError
+    from airegistry.storage.metadata import DatabaseUnavailable
 
-    home = (args.home or default_home()).expanduser().resolve()
-    if args.create_key:
-        key_id, secret = create_key(home)
-        print(f"Created an access key for {home} (stored in {home / KEYS_FILE_NAME}):")
-        print(f"AWS_ACCESS_KEY_ID={key_id}")
-        print(f"AWS_SECRET_ACCESS_KEY={secret}")
-        return EXIT_OK
+    home_dir = (args.home or default_home()).expanduser().resolve()
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if not args.no_auth:
-        try:
-            auth = AuthConfig.from_home(home)
-        except KeyStoreError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        if not auth.keys:
-            print(
-                f"error: no access keys configured for {home}. Create one with "
-                f"`airegistry server --home {home} --create-key`, set {KEYS_ENV}=AKID:SECRET, "
-                "or pass --no-auth for a local experiment.",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-    os.environ[HOME_ENV] = str(home)
+    try:
+        # Opening the home checks the database and the blob store: a PostgreSQL that is
+        # down or a missing bucket fails here with a clear message, before the port binds.
+        home = Home(home_dir, start_jobs=False)
+    except (DatabaseUnavailable, BlobStoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        if args.create_key:
+            return _create_key(home)
+        from airegistry.server.compose import auth_for
+
+        if not args.no_auth:
+            try:
+                auth = auth_for(home)
+            except KeyStoreError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            if not auth.keys:
+                print(
+                    f"error: no access keys configured for {home_dir}. Create one with "
+                    f"`airegistry server --home {home_dir} --create-key`, set "
+                    f"{KEYS_ENV}=AKID:SECRET, or pass --no-auth for a local experiment.",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+    finally:
+        home.close()
+    os.environ[HOME_ENV] = str(home_dir)
     os.environ[NO_AUTH_ENV] = "1" if args.no_auth else "0"
     if args.virtual_host_base:
         os.environ["AIREGISTRY_SERVER_VHOST_BASES"] = ",".join(args.virtual_host_base)
@@ -115,11 +125,27 @@ def run_server(args: argparse.Namespace) -> int:
         "access_log": False, "timeout_graceful_shutdown": 30, "lifespan": "on",
     }
     if args.workers == 1:
-        from airegistry.server.app import app_factory
+        from airegistry.server.compose import app_factory
 
         app = app_factory()  # fail fast (bad home, bad keys) before binding the port
         uvicorn.run(app, **common)
     else:
-        uvicorn.run("airegistry.server.app:app_factory", factory=True, workers=args.workers,
-                    **common)
+        uvicorn.run("airegistry.server.compose:app_factory", factory=True,
+                    workers=args.workers, **common)
+    return EXIT_OK
+
+
+def _create_key(home: Any) -> int:
+    """A new access key: in the shared metadata store for replicas, else the keys file."""
+    from airegistry.server.auth import create_shared_key
+
+    if home.shares_state:
+        key_id, secret = create_shared_key(home.settings)
+        where = f"the metadata store ({home.db.describe()}), shared by every replica"
+    else:
+        key_id, secret = create_key(home.path)
+        where = str(home.path / KEYS_FILE_NAME)
+    print(f"Created an access key for {home.path} (stored in {where}):")
+    print(f"AWS_ACCESS_KEY_ID={key_id}")
+    print(f"AWS_SECRET_ACCESS_KEY={secret}")
     return EXIT_OK

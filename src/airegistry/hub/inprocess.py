@@ -28,8 +28,8 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from airegistry.hub.model import isolated_botocore_session
-from airegistry.hub.wire import SageMakerWire
+from airegistry.hub.botocore_model import isolated_botocore_session
+from airegistry.hub.json_protocol import SageMakerWire
 
 __all__ = ["EMBEDDED_ENDPOINT", "make_inprocess_client"]
 

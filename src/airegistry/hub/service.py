@@ -3,7 +3,8 @@
 Every method takes the validated parameters of one SageMaker operation (PascalCase
 keys, datetimes already decoded by the wire layer) and returns that operation's output
 dict. Errors are ``OperationError`` with AWS codes, so the in-process client and the
-HTTP server report them identically.
+HTTP server report them identically. Rows come from ``storage.metadata.HubRepository``;
+no SQL lives here.
 
 Version uniqueness is the database's job (a unique constraint on hub, type, name and
 the three version numbers), never a read-then-write check: two processes importing
@@ -12,22 +13,21 @@ the same version at once get exactly one winner and one ``ResourceInUse``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, delete, exists, func, insert, select, tuple_, update
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Row
 
-from airegistry.hub.model import OperationError
-from airegistry.storage.metadata import Database, hub_contents, hubs, jobs, now
+from airegistry.air_constants import DATASET_HUB_CONTENT_TYPE, EVALUATOR_HUB_CONTENT_TYPE
+from airegistry.hub import documents
+from airegistry.hub.botocore_model import OperationError
+from airegistry.hub.pages import PageTokens, filter_fingerprint
+from airegistry.storage.metadata import hubs as repo_errors
+from airegistry.storage.metadata.hubs import ContentFilter, HubFilter, HubRepository, Version
 
 Handler = Callable[[dict], dict]
 
@@ -41,37 +41,13 @@ JOB_KIND_EVALUATOR = "import_evaluator"
 STATUS_IMPORTING = "Importing"
 STATUS_AVAILABLE = "Available"
 STATUS_IMPORT_FAILED = "ImportFailed"
+MAX_FAILURE_REASON = 1024
+MAX_MARKDOWN = 170_391
 
-ACTIVE_JOB_STATES = ("queued", "running")
-
-# Built once: deriving an alias's column collection costs more than running the query.
-_NEWER = hub_contents.alias("newer")
-# The hot reads are built once with bind parameters: constructing a statement costs
-# several times what SQLite needs to answer it.
-_HUB_BY_NAME = select(hubs).where(hubs.c.name == bindparam("hub"))
-_CONTENT_OF_NAME = (
-    hub_contents.c.hub_name == bindparam("hub"),
-    hub_contents.c.content_type == bindparam("ctype"),
-    hub_contents.c.name == bindparam("name"),
-)
-_CONTENT_VERSION = select(hub_contents).where(
-    *_CONTENT_OF_NAME,
-    hub_contents.c.v_major == bindparam("major"),
-    hub_contents.c.v_minor == bindparam("minor"),
-    hub_contents.c.v_patch == bindparam("patch"),
-)
-_CONTENT_LATEST = (
-    select(hub_contents)
-    .where(*_CONTENT_OF_NAME)
-    .order_by(
-        hub_contents.c.v_major.desc(), hub_contents.c.v_minor.desc(), hub_contents.c.v_patch.desc()
-    )
-    .limit(1)
-)
 _decode_json = msgspec.json.decode
 
 
-def parse_version(value: str, field: str = "HubContentVersion") -> tuple[int, int, int]:
+def parse_version(value: str, field: str = "HubContentVersion") -> Version:
     """Versions are compared numerically; the model's pattern lets any character separate them."""
     match = _VERSION_RE.match(value)
     if not match:
@@ -87,30 +63,47 @@ def format_version(parts: tuple[int, int, int]) -> str:
     return f"{parts[0]}.{parts[1]}.{parts[2]}"
 
 
-def to_epoch(value: datetime) -> float:
+def to_epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.timestamp()
 
 
+def import_result_values(status: str, failure_reason: str | None = None,
+                         stats: dict[str, Any] | None = None,
+                         markdown: str | None = None) -> dict[str, Any]:
+    """How an import's outcome is written on its version (limits of the service model)."""
+    values: dict[str, Any] = {
+        "status": status,
+        "failure_reason": failure_reason[:MAX_FAILURE_REASON] if failure_reason else None,
+    }
+    if stats is not None:
+        values["stats"] = json.dumps(stats)
+    if markdown is not None:
+        values["markdown"] = markdown[:MAX_MARKDOWN]
+    return values
+
+
 class HubService:
-    """Business rules of the hub operations, over the metadata store."""
+    """Business rules of the hub operations, over the hub repository."""
 
     def __init__(
         self,
-        db: Database,
+        repository: HubRepository,
         *,
         account_id: str,
         region: str,
         token_secret: bytes,
         max_queued_imports: int = 1000,
         on_job_enqueued: Callable[[], None] | None = None,
-        on_content_deleted: Callable[[str | None, str | None], None] | None = None,
+        on_content_deleted: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.db = db
+        self.repo = repository
         self.account_id = account_id
         self.region = region
-        self._token_secret = token_secret
+        self._tokens = PageTokens(token_secret)
         self.max_queued_imports = max_queued_imports
         self.on_job_enqueued = on_job_enqueued
         self.on_content_deleted = on_content_deleted
@@ -135,7 +128,7 @@ class HubService:
             "DeleteTags": self.delete_tags,
         }
 
-    # -- ARNs -------------------------------------------------------------------------------
+    # -- ARNs and errors ----------------------------------------------------------------------
 
     def hub_arn(self, hub: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:hub/{hub}"
@@ -150,41 +143,36 @@ class HubService:
         match = _HUB_ARN_RE.match(value)
         return match[2] if match else value
 
-    # -- hubs -------------------------------------------------------------------------------
+    @staticmethod
+    def _no_hub(name: str) -> OperationError:
+        return OperationError("ResourceNotFound", f"Hub {name} does not exist.")
 
-    def _require_hub(self, conn: Connection, name: str) -> Row:
-        row = conn.execute(_HUB_BY_NAME, {"hub": name}).first()
-        if row is None:
-            raise OperationError("ResourceNotFound", f"Hub {name} does not exist.")
-        return row
+    @staticmethod
+    def _no_content(hub: str, content_type: str, name: str, version: str | None) -> OperationError:
+        what = f"{content_type} {name}" + (f" version {version}" if version else "")
+        return OperationError("ResourceNotFound", f"{what} does not exist in hub {hub}.")
+
+    # -- hubs -------------------------------------------------------------------------------
 
     def create_hub(self, params: dict) -> dict:
         name = params["HubName"]
-        ts = now()
         try:
-            with self.db.write() as conn:
-                conn.execute(
-                    insert(hubs).values(
-                        name=name,
-                        display_name=params.get("HubDisplayName"),
-                        description=params.get("HubDescription"),
-                        search_keywords=json.dumps(params.get("HubSearchKeywords", [])),
-                        tags=json.dumps(params.get("Tags", [])),
-                        s3_output_path=(params.get("S3StorageConfig") or {}).get("S3OutputPath"),
-                        status="InService",
-                        created_at=ts,
-                        modified_at=ts,
-                    )
-                )
-        except IntegrityError:
+            self.repo.insert_hub(
+                name=name,
+                display_name=params.get("HubDisplayName"),
+                description=params.get("HubDescription"),
+                search_keywords=json.dumps(params.get("HubSearchKeywords", [])),
+                tags=json.dumps(params.get("Tags", [])),
+                s3_output_path=(params.get("S3StorageConfig") or {}).get("S3OutputPath"),
+            )
+        except repo_errors.HubExists:
             raise OperationError("ResourceInUse", f"Hub {name} already exists.") from None
         return {"HubArn": self.hub_arn(name)}
 
     def ensure_hub(self, name: str, description: str) -> None:
         """Create the hub unless it exists; safe when several processes race to do it."""
-        with self.db.read() as conn:
-            if conn.execute(select(hubs.c.name).where(hubs.c.name == name)).first():
-                return
+        if self.repo.get_hub(name) is not None:
+            return
         try:
             self.create_hub({"HubName": name, "HubDescription": description})
         except OperationError as exc:
@@ -208,69 +196,58 @@ class HubService:
         return out
 
     def describe_hub(self, params: dict) -> dict:
-        with self.db.read() as conn:
-            return self._hub_output(self._require_hub(conn, self._hub_name(params["HubName"])))
+        name = self._hub_name(params["HubName"])
+        row = self.repo.get_hub(name)
+        if row is None:
+            raise self._no_hub(name)
+        return self._hub_output(row)
 
     def list_hubs(self, params: dict) -> dict:
-        sort_by = params.get("SortBy", "CreationTime")
-        column = {
-            "HubName": hubs.c.name,
-            "CreationTime": hubs.c.created_at,
-            "HubStatus": hubs.c.status,
-            "AccountIdOwner": hubs.c.name,
-        }[sort_by]
-        descending = params.get("SortOrder", "Descending") == "Descending"
-        query = select(hubs)
-        if params.get("NameContains"):
-            query = query.where(hubs.c.name.contains(params["NameContains"], autoescape=True))
-        for key, col, op in (
-            ("CreationTimeBefore", hubs.c.created_at, "<"),
-            ("CreationTimeAfter", hubs.c.created_at, ">"),
-            ("LastModifiedTimeBefore", hubs.c.modified_at, "<"),
-            ("LastModifiedTimeAfter", hubs.c.modified_at, ">"),
-        ):
-            if params.get(key) is not None:
-                bound = to_epoch(params[key])
-                query = query.where(col < bound if op == "<" else col > bound)
-        scope = {"op": "ListHubs", "f": self._filter_fingerprint(params)}
-        rows, token = self._page(query, column, hubs.c.name, None, descending, params, scope)
+        filters = HubFilter(
+            name_contains=params.get("NameContains"),
+            created_before=to_epoch(params.get("CreationTimeBefore")),
+            created_after=to_epoch(params.get("CreationTimeAfter")),
+            modified_before=to_epoch(params.get("LastModifiedTimeBefore")),
+            modified_after=to_epoch(params.get("LastModifiedTimeAfter")),
+        )
+        scope = {"op": "ListHubs", "f": filter_fingerprint(params), "h": None}
+        rows, last = self._paged(scope, params, lambda after: self.repo.page_hubs(
+            filters, params.get("SortBy", "CreationTime"),
+            params.get("SortOrder", "Descending") == "Descending",
+            params.get("MaxResults", 100), after))
         summaries = [
-            {
-                k: v
-                for k, v in self._hub_output(row).items()
-                if k not in ("FailureReason", "S3StorageConfig")
-            }
+            {k: v for k, v in self._hub_output(row).items()
+             if k not in ("FailureReason", "S3StorageConfig")}
             for row in rows
         ]
-        return {"HubSummaries": summaries, "NextToken": token}
+        return {"HubSummaries": summaries, "NextToken": self._tokens.issue(scope, last)}
 
     def update_hub(self, params: dict) -> dict:
         name = self._hub_name(params["HubName"])
-        values: dict[str, Any] = {"modified_at": now()}
+        values: dict[str, Any] = {}
         if "HubDescription" in params:
             values["description"] = params["HubDescription"]
         if "HubDisplayName" in params:
             values["display_name"] = params["HubDisplayName"]
         if "HubSearchKeywords" in params:
             values["search_keywords"] = json.dumps(params["HubSearchKeywords"])
-        with self.db.write() as conn:
-            self._require_hub(conn, name)
-            conn.execute(update(hubs).where(hubs.c.name == name).values(**values))
+        try:
+            self.repo.update_hub(name, **values)
+        except repo_errors.HubNotFound:
+            raise self._no_hub(name) from None
         return {"HubArn": self.hub_arn(name)}
 
     def delete_hub(self, params: dict) -> dict:
         name = self._hub_name(params["HubName"])
-        with self.db.write() as conn:
-            self._require_hub(conn, name)
-            count = conn.execute(
-                select(func.count()).select_from(hub_contents).where(hub_contents.c.hub_name == name)
-            ).scalar_one()
-            if count:
-                raise OperationError(
-                    "ResourceInUse",
-                    f"Hub {name} still holds {count} content version(s); delete them first.",
-                )
-            conn.execute(delete(hubs).where(hubs.c.name == name))
+        try:
+            self.repo.delete_hub(name)
+        except repo_errors.HubNotFound:
+            raise self._no_hub(name) from None
+        except repo_errors.HubNotEmpty as exc:
+            raise OperationError(
+                "ResourceInUse",
+                f"Hub {name} still holds {exc.count} content version(s); delete them first.",
+            ) from None
         return {}
 
     # -- hub content --------------------------------------------------------------------
@@ -281,71 +258,44 @@ class HubService:
         name = params["HubContentName"]
         parse_version(params["DocumentSchemaVersion"], "DocumentSchemaVersion")
         document = params["HubContentDocument"]
-        job_kind = self._job_kind(content_type, document)
         keywords = list(params.get("HubContentSearchKeywords", []))
-        ts = now()
-        status = STATUS_IMPORTING if job_kind else STATUS_AVAILABLE
-        with self.db.write() as conn:
-            self._require_hub(conn, hub)
-            if "HubContentVersion" in params:
-                version = parse_version(params["HubContentVersion"])
-            else:
-                version = self._next_major(conn, hub, content_type, name)
-            if job_kind:
-                active = conn.execute(
-                    select(func.count())
-                    .select_from(jobs)
-                    .where(jobs.c.hub_name == hub, jobs.c.state.in_(ACTIVE_JOB_STATES))
-                ).scalar_one()
-                if active >= self.max_queued_imports:
-                    raise OperationError(
-                        "ResourceLimitExceeded",
-                        f"Hub {hub} already has {active} imports in progress or queued "
-                        f"(limit {self.max_queued_imports}); wait for some to finish and retry.",
-                    )
-            owned = self._owned_object(content_type, document, keywords)
-            try:
-                with conn.begin_nested():
-                    result = conn.execute(
-                        insert(hub_contents).values(
-                            hub_name=hub,
-                            content_type=content_type,
-                            name=name,
-                            v_major=version[0],
-                            v_minor=version[1],
-                            v_patch=version[2],
-                            document_schema_version=params["DocumentSchemaVersion"],
-                            display_name=params.get("HubContentDisplayName"),
-                            description=params.get("HubContentDescription"),
-                            markdown=params.get("HubContentMarkdown"),
-                            document=document,
-                            search_keywords=json.dumps(keywords),
-                            tags=json.dumps(params.get("Tags", [])),
-                            support_status=params.get("SupportStatus"),
-                            status=status,
-                            owned_bucket=owned[0],
-                            owned_key=owned[1],
-                            created_at=ts,
-                            modified_at=ts,
-                        )
-                    )
-            except IntegrityError:
-                raise OperationError(
-                    "ResourceInUse",
-                    f"{content_type} {name} version {format_version(version)} already exists "
-                    f"in hub {hub}.",
-                ) from None
-            if job_kind:
-                conn.execute(
-                    insert(jobs).values(
-                        hub_name=hub,
-                        content_id=result.inserted_primary_key[0],
-                        kind=job_kind,
-                        state="queued",
-                        attempts=0,
-                        created_at=ts,
-                    )
-                )
+        try:
+            job_kind = self._job_kind(content_type, document)
+            owned = documents.owned_object(content_type, document, keywords) or (None, None)
+        except documents.DocumentError as exc:
+            raise OperationError("ValidationException", str(exc)) from None
+        version = parse_version(params["HubContentVersion"]) if "HubContentVersion" in params else None
+        values = {
+            "document_schema_version": params["DocumentSchemaVersion"],
+            "display_name": params.get("HubContentDisplayName"),
+            "description": params.get("HubContentDescription"),
+            "markdown": params.get("HubContentMarkdown"),
+            "document": document,
+            "search_keywords": json.dumps(keywords),
+            "tags": json.dumps(params.get("Tags", [])),
+            "support_status": params.get("SupportStatus"),
+            "status": STATUS_IMPORTING if job_kind else STATUS_AVAILABLE,
+            "owned_bucket": owned[0],
+            "owned_key": owned[1],
+        }
+        try:
+            version = self.repo.insert_content(hub, content_type, name, version, values,
+                                               job_kind=job_kind,
+                                               max_queued=self.max_queued_imports)
+        except repo_errors.HubNotFound:
+            raise self._no_hub(hub) from None
+        except repo_errors.QueueFull as exc:
+            raise OperationError(
+                "ResourceLimitExceeded",
+                f"Hub {hub} already has {exc.active} imports in progress or queued "
+                f"(limit {self.max_queued_imports}); wait for some to finish and retry.",
+            ) from None
+        except repo_errors.VersionExists as exc:
+            raise OperationError(
+                "ResourceInUse",
+                f"{content_type} {name} version {format_version(exc.args[0])} already exists "
+                f"in hub {hub}.",
+            ) from None
         if job_kind and self.on_job_enqueued:
             self.on_job_enqueued()
         return {
@@ -355,72 +305,15 @@ class HubService:
 
     @staticmethod
     def _job_kind(content_type: str, document: str) -> str | None:
-        if content_type == "DataSet":
-            doc = _json_object(document, "HubContentDocument")
-            for field in ("DatasetS3Bucket", "DatasetS3Prefix"):
-                if not isinstance(doc.get(field), str) or not doc[field]:
-                    raise OperationError(
-                        "ValidationException",
-                        f"A DataSet HubContentDocument needs a non-empty string field {field}.",
-                    )
+        if content_type == DATASET_HUB_CONTENT_TYPE:
+            documents.parse_dataset(document)
             return JOB_KIND_DATASET
-        if content_type == "JsonDoc":
-            doc = _json_object(document, "HubContentDocument")
-            if doc.get("SubType") == "AWS/Evaluator":
-                content = doc.get("JsonContent")
-                parsed = _json_object(content, "HubContentDocument.JsonContent") if isinstance(
-                    content, str
-                ) else None
-                if not parsed or not isinstance(parsed.get("Reference"), str):
-                    raise OperationError(
-                        "ValidationException",
-                        "An evaluator JsonDoc needs JsonContent, a JSON string with a "
-                        "string Reference.",
-                    )
+        if content_type == EVALUATOR_HUB_CONTENT_TYPE:
+            doc = documents.parse_json_document(document)
+            if doc.is_evaluator:
+                doc.evaluator()
                 return JOB_KIND_EVALUATOR
         return None
-
-    @staticmethod
-    def _owned_object(
-        content_type: str, document: str, keywords: list[str]
-    ) -> tuple[str | None, str | None]:
-        """Objects the registry uploaded itself are garbage-collected with their last version."""
-        if "@owned:registry" not in keywords:
-            return None, None
-        doc = json.loads(document)
-        if content_type == "DataSet":
-            return doc["DatasetS3Bucket"], doc["DatasetS3Prefix"]
-        reference = json.loads(doc.get("JsonContent", "{}")).get("ObjectUri") or ""
-        if reference.startswith("s3://"):
-            bucket, _, key = reference[5:].partition("/")
-            return bucket, key
-        return None, None
-
-    def _next_major(
-        self, conn: Connection, hub: str, content_type: str, name: str
-    ) -> tuple[int, int, int]:
-        top = conn.execute(
-            select(func.max(hub_contents.c.v_major)).where(
-                hub_contents.c.hub_name == hub,
-                hub_contents.c.content_type == content_type,
-                hub_contents.c.name == name,
-            )
-        ).scalar()
-        return ((top or 0) + 1, 0, 0)
-
-    def _content_row(
-        self, conn: Connection, hub: str, content_type: str, name: str, version: str | None
-    ) -> Row:
-        args: dict[str, Any] = {"hub": hub, "ctype": content_type, "name": name}
-        if version is not None:
-            args["major"], args["minor"], args["patch"] = parse_version(version)
-            row = conn.execute(_CONTENT_VERSION, args).first()
-        else:
-            row = conn.execute(_CONTENT_LATEST, args).first()
-        if row is None:
-            what = f"{content_type} {name}" + (f" version {version}" if version else "")
-            raise OperationError("ResourceNotFound", f"{what} does not exist in hub {hub}.")
-        return row
 
     def _version(self, row: Row) -> str:
         return format_version((row.v_major, row.v_minor, row.v_patch))
@@ -444,7 +337,7 @@ class HubService:
 
     def _content_output(self, row: Row) -> dict:
         dependencies: list[dict] = []
-        if row.content_type == "DataSet":
+        if row.content_type == DATASET_HUB_CONTENT_TYPE:
             deps = json.loads(row.document).get("Dependencies") or []
             dependencies = [d for d in deps if isinstance(d, dict)]
         return {
@@ -460,108 +353,67 @@ class HubService:
 
     def describe_hub_content(self, params: dict) -> dict:
         hub = self._hub_name(params["HubName"])
-        with self.db.read() as conn:
-            try:
-                row = self._content_row(
-                    conn, hub, params["HubContentType"], params["HubContentName"],
-                    params.get("HubContentVersion"),
-                )
-            except OperationError:
-                self._require_hub(conn, hub)  # a missing hub is the better error
-                raise
-            return self._content_output(row)
+        content_type, name = params["HubContentType"], params["HubContentName"]
+        version = params.get("HubContentVersion")
+        try:
+            row = self.repo.get_content(hub, content_type, name,
+                                        parse_version(version) if version is not None else None)
+        except repo_errors.HubNotFound:
+            raise self._no_hub(hub) from None
+        if row is None:
+            raise self._no_content(hub, content_type, name, version)
+        return self._content_output(row)
 
-    def _content_filters(self, query: Any, params: dict) -> Any:
-        if params.get("NameContains"):
-            query = query.where(
-                hub_contents.c.name.contains(params["NameContains"], autoescape=True)
-            )
-        if params.get("CreationTimeBefore") is not None:
-            query = query.where(hub_contents.c.created_at < to_epoch(params["CreationTimeBefore"]))
-        if params.get("CreationTimeAfter") is not None:
-            query = query.where(hub_contents.c.created_at > to_epoch(params["CreationTimeAfter"]))
-        if params.get("MinVersion"):
-            query = query.where(
-                tuple_(hub_contents.c.v_major, hub_contents.c.v_minor, hub_contents.c.v_patch)
-                >= tuple_(*parse_version(params["MinVersion"], "MinVersion"))
-            )
-        return query
+    def _content_filter(self, params: dict) -> ContentFilter:
+        return ContentFilter(
+            name_contains=params.get("NameContains"),
+            created_before=to_epoch(params.get("CreationTimeBefore")),
+            created_after=to_epoch(params.get("CreationTimeAfter")),
+            min_version=parse_version(params["MinVersion"], "MinVersion")
+            if params.get("MinVersion") else None,
+        )
 
-    def _sort_column(self, params: dict, default: str) -> Any:
-        sort_by = params.get("SortBy", default)
-        return {
-            "HubContentName": hub_contents.c.name,
-            "CreationTime": hub_contents.c.created_at,
-            "HubContentStatus": hub_contents.c.status,
-        }[sort_by]
+    def _paged(self, scope: dict, params: dict, fetch: Callable[[Any], tuple[list[Row], Any]]
+               ) -> tuple[list[Row], Any]:
+        after = self._tokens.position(params, scope)
+        try:
+            return fetch(after)
+        except ValueError:  # a position that does not fit this listing's sort key
+            raise OperationError("ValidationException", "The NextToken is not valid.") from None
+        except repo_errors.HubNotFound as exc:
+            raise self._no_hub(exc.args[0]) from None
 
     def list_hub_contents(self, params: dict) -> dict:
         hub = self._hub_name(params["HubName"])
         content_type = params["HubContentType"]
-        newer = _NEWER
-        query = select(hub_contents).where(
-            hub_contents.c.hub_name == hub,
-            hub_contents.c.content_type == content_type,
-            ~exists().where(
-                newer.c.hub_name == hub_contents.c.hub_name,
-                newer.c.content_type == hub_contents.c.content_type,
-                newer.c.name == hub_contents.c.name,
-                tuple_(newer.c.v_major, newer.c.v_minor, newer.c.v_patch)
-                > tuple_(hub_contents.c.v_major, hub_contents.c.v_minor, hub_contents.c.v_patch),
-            ),
-        )
-        query = self._content_filters(query, params)
-        scope = {"op": "ListHubContents", "t": content_type, "f": self._filter_fingerprint(params)}
-        rows, token = self._page(
-            query,
-            self._sort_column(params, "CreationTime"),
-            hub_contents.c.name,
-            hub,
-            params.get("SortOrder", "Descending") == "Descending",
-            params,
-            scope,
-            post_filter=self._schema_filter(params),
-        )
-        if not rows:
-            with self.db.read() as conn:
-                self._require_hub(conn, hub)
-        return {"HubContentSummaries": [self._summary(r) for r in rows], "NextToken": token}
+        filters = self._content_filter(params)
+        scope = {"op": "ListHubContents", "t": content_type, "f": filter_fingerprint(params),
+                 "h": hub}
+        rows, last = self._paged(scope, params, lambda after: self.repo.page_contents(
+            hub, content_type, filters, name=None, latest_only=True,
+            sort_by=params.get("SortBy", "CreationTime"),
+            descending=params.get("SortOrder", "Descending") == "Descending",
+            limit=params.get("MaxResults", 100), after=after, keep=self._schema_filter(params)))
+        return {"HubContentSummaries": [self._summary(r) for r in rows],
+                "NextToken": self._tokens.issue(scope, last)}
 
     def list_hub_content_versions(self, params: dict) -> dict:
         hub = self._hub_name(params["HubName"])
         content_type = params["HubContentType"]
         name = params["HubContentName"]
-        query = select(hub_contents).where(
-            hub_contents.c.hub_name == hub,
-            hub_contents.c.content_type == content_type,
-            hub_contents.c.name == name,
-        )
-        query = self._content_filters(query, params)
-        with self.db.read() as conn:
-            self._require_hub(conn, hub)
-        scope = {
-            "op": "ListHubContentVersions", "t": content_type, "n": name,
-            "f": self._filter_fingerprint(params),
-        }
-        if "SortBy" in params:
-            sort_column = self._sort_column(params, "CreationTime")
-            tiebreak = hub_contents.c.id
-        else:
-            # Newest version first unless told otherwise: what "list versions" means to a person.
-            sort_column = hub_contents.c.v_major
-            tiebreak = hub_contents.c.id
-        rows, token = self._page(
-            query,
-            sort_column,
-            tiebreak,
-            hub,
-            params.get("SortOrder", "Descending") == "Descending",
-            params,
-            scope,
-            post_filter=self._schema_filter(params),
-            version_order="SortBy" not in params,
-        )
-        return {"HubContentSummaries": [self._summary(r) for r in rows], "NextToken": token}
+        filters = self._content_filter(params)
+        if self.repo.get_hub(hub) is None:
+            raise self._no_hub(hub)
+        scope = {"op": "ListHubContentVersions", "t": content_type, "n": name,
+                 "f": filter_fingerprint(params), "h": hub}
+        # Newest version first unless told otherwise: what "list versions" means to a person.
+        rows, last = self._paged(scope, params, lambda after: self.repo.page_contents(
+            hub, content_type, filters, name=name, latest_only=False,
+            sort_by=params.get("SortBy"),
+            descending=params.get("SortOrder", "Descending") == "Descending",
+            limit=params.get("MaxResults", 100), after=after, keep=self._schema_filter(params)))
+        return {"HubContentSummaries": [self._summary(r) for r in rows],
+                "NextToken": self._tokens.issue(scope, last)}
 
     @staticmethod
     def _schema_filter(params: dict) -> Callable[[Row], bool] | None:
@@ -579,8 +431,7 @@ class HubService:
 
     def update_hub_content(self, params: dict) -> dict:
         hub = self._hub_name(params["HubName"])
-        content_type = params["HubContentType"]
-        name = params["HubContentName"]
+        content_type, name = params["HubContentType"], params["HubContentName"]
         version = params["HubContentVersion"]
         mapping = {
             "HubContentDisplayName": "display_name",
@@ -597,11 +448,12 @@ class HubService:
                 "UpdateHubContent needs at least one of HubContentDisplayName, "
                 "HubContentDescription, HubContentMarkdown, HubContentSearchKeywords, SupportStatus.",
             )
-        values["modified_at"] = now()
-        with self.db.write() as conn:
-            self._require_hub(conn, hub)
-            row = self._content_row(conn, hub, content_type, name, version)
-            conn.execute(update(hub_contents).where(hub_contents.c.id == row.id).values(**values))
+        try:
+            row = self.repo.update_content(hub, content_type, name, parse_version(version), values)
+        except repo_errors.HubNotFound:
+            raise self._no_hub(hub) from None
+        except repo_errors.ContentNotFound:
+            raise self._no_content(hub, content_type, name, version) from None
         return {
             "HubArn": self.hub_arn(hub),
             "HubContentArn": self.content_arn(hub, content_type, name, self._version(row)),
@@ -609,195 +461,73 @@ class HubService:
 
     def delete_hub_content(self, params: dict) -> dict:
         hub = self._hub_name(params["HubName"])
-        content_type = params["HubContentType"]
-        name = params["HubContentName"]
-        orphan: tuple[str | None, str | None] = (None, None)
-        with self.db.write() as conn:
-            self._require_hub(conn, hub)
-            row = self._content_row(conn, hub, content_type, name, params["HubContentVersion"])
-            if row.status == STATUS_IMPORTING:
-                raise OperationError(
-                    "ResourceInUse",
-                    f"{content_type} {name} version {self._version(row)} is still importing; "
-                    "wait for the import to finish, then delete it.",
-                )
-            conn.execute(delete(jobs).where(jobs.c.content_id == row.id))
-            conn.execute(delete(hub_contents).where(hub_contents.c.id == row.id))
-            if row.owned_bucket and row.owned_key:
-                still_used = conn.execute(
-                    select(func.count())
-                    .select_from(hub_contents)
-                    .where(
-                        hub_contents.c.owned_bucket == row.owned_bucket,
-                        hub_contents.c.owned_key == row.owned_key,
-                    )
-                ).scalar_one()
-                if not still_used:
-                    orphan = (row.owned_bucket, row.owned_key)
-        if orphan[0] and self.on_content_deleted:
-            self.on_content_deleted(orphan[0], orphan[1])
+        content_type, name = params["HubContentType"], params["HubContentName"]
+        version = params["HubContentVersion"]
+        try:
+            _, orphan = self.repo.delete_content(hub, content_type, name, parse_version(version))
+        except repo_errors.HubNotFound:
+            raise self._no_hub(hub) from None
+        except repo_errors.ContentNotFound:
+            raise self._no_content(hub, content_type, name, version) from None
+        except repo_errors.StillImporting as exc:
+            raise OperationError(
+                "ResourceInUse",
+                f"{content_type} {name} version {self._version(exc.args[0])} is still importing; "
+                "wait for the import to finish, then delete it.",
+            ) from None
+        if orphan is not None and self.on_content_deleted:
+            self.on_content_deleted(*orphan)
         return {}
 
     # -- tags ------------------------------------------------------------------------------
 
-    def _tag_target(self, conn: Connection, arn: str) -> tuple[Any, Any]:
+    def _tag_target(self, arn: str) -> tuple[str, Any]:
         prefix = f"arn:aws:sagemaker:{self.region}:{self.account_id}:"
         if arn.startswith(prefix + "hub/"):
-            name = arn[len(prefix) + 4 :]
-            self._require_hub(conn, name)
-            return hubs, hubs.c.name == name
+            return "hub", arn[len(prefix) + 4 :]
         if arn.startswith(prefix + "hub-content/"):
             parts = arn[len(prefix) + 12 :].split("/")
             if len(parts) == 4:
-                row = self._content_row(conn, parts[0], parts[1], parts[2], parts[3])
-                return hub_contents, hub_contents.c.id == row.id
+                return "content", (parts[0], parts[1], parts[2], parse_version(parts[3]))
         raise OperationError("ResourceNotFound", f"Resource {arn} does not exist.")
 
+    def _tags_call(self, arn: str, call: Callable[[tuple[str, Any]], Any]) -> Any:
+        target = self._tag_target(arn)
+        try:
+            return call(target)
+        except repo_errors.HubNotFound as exc:
+            raise self._no_hub(exc.args[0]) from None
+        except repo_errors.ContentNotFound:
+            _, (hub, content_type, name, version) = target
+            raise self._no_content(hub, content_type, name, format_version(version)) from None
+
     def add_tags(self, params: dict) -> dict:
-        with self.db.write() as conn:
-            table, cond = self._tag_target(conn, params["ResourceArn"])
-            current = json.loads(conn.execute(select(table.c.tags).where(cond)).scalar_one())
-            merged = {t["Key"]: t.get("Value", "") for t in current}
+        def merge(current: str) -> str:
+            merged = {t["Key"]: t.get("Value", "") for t in json.loads(current)}
             merged.update({t["Key"]: t.get("Value", "") for t in params["Tags"]})
             if len(merged) > 50:
                 raise OperationError("ValidationException", "A resource can have at most 50 tags.")
-            tags = [{"Key": k, "Value": v} for k, v in merged.items()]
-            conn.execute(update(table).where(cond).values(tags=json.dumps(tags)))
+            return json.dumps([{"Key": k, "Value": v} for k, v in merged.items()])
+
+        self._tags_call(params["ResourceArn"], lambda t: self.repo.change_tags(t, merge))
         return {"Tags": params["Tags"]}
 
     def list_tags(self, params: dict) -> dict:
-        with self.db.read() as conn:
-            table, cond = self._tag_target(conn, params["ResourceArn"])
-            return {"Tags": json.loads(conn.execute(select(table.c.tags).where(cond)).scalar_one())}
+        return {"Tags": json.loads(self._tags_call(params["ResourceArn"], self.repo.get_tags))}
 
     def delete_tags(self, params: dict) -> dict:
-        with self.db.write() as conn:
-            table, cond = self._tag_target(conn, params["ResourceArn"])
-            current = json.loads(conn.execute(select(table.c.tags).where(cond)).scalar_one())
-            drop = set(params["TagKeys"])
-            kept = [t for t in current if t["Key"] not in drop]
-            conn.execute(update(table).where(cond).values(tags=json.dumps(kept)))
+        drop = set(params["TagKeys"])
+
+        def remove(current: str) -> str:
+            return json.dumps([t for t in json.loads(current) if t["Key"] not in drop])
+
+        self._tags_call(params["ResourceArn"], lambda t: self.repo.change_tags(t, remove))
         return {}
-
-    # -- import results (called by the job runner) ----------------------------------------
-
-    def finish_import(
-        self,
-        content_id: int,
-        *,
-        status: str,
-        failure_reason: str | None = None,
-        stats: Mapping[str, Any] | None = None,
-        markdown: str | None = None,
-        conn: Connection,
-    ) -> None:
-        values: dict[str, Any] = {
-            "status": status,
-            "failure_reason": failure_reason[:1024] if failure_reason else None,
-            "modified_at": now(),
-        }
-        if stats is not None:
-            values["stats"] = json.dumps(stats)
-        if markdown is not None:
-            values["markdown"] = markdown[:170_391]
-        conn.execute(update(hub_contents).where(hub_contents.c.id == content_id).values(**values))
-
-    # -- pagination ------------------------------------------------------------------------
-
-    def _filter_fingerprint(self, params: dict) -> str:
-        relevant = {
-            k: (v.isoformat() if isinstance(v, datetime) else v)
-            for k, v in params.items()
-            if k not in ("NextToken", "MaxResults")
-        }
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-    def _sign(self, payload: dict) -> str:
-        body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
-        mac = hmac.new(self._token_secret, body, hashlib.sha256).digest()[:16]
-        return (body + b"." + base64.urlsafe_b64encode(mac)).decode()
-
-    def _unsign(self, token: str, scope: dict) -> dict:
-        try:
-            body, _, mac = token.encode().partition(b".")
-            expected = hmac.new(self._token_secret, body, hashlib.sha256).digest()[:16]
-            if not hmac.compare_digest(base64.urlsafe_b64decode(mac), expected):
-                raise ValueError("bad mac")
-            payload = json.loads(base64.urlsafe_b64decode(body))
-        except (ValueError, TypeError):
-            raise OperationError("ValidationException", "The NextToken is not valid.") from None
-        if payload.get("s") != scope:
-            raise OperationError(
-                "ValidationException",
-                "The NextToken does not belong to this request (another hub, content type "
-                "or set of filters).",
-            )
-        return payload
-
-    def _page(
-        self,
-        query: Any,
-        sort_column: Any,
-        tiebreak: Any,
-        hub: str | None,
-        descending: bool,
-        params: dict,
-        scope: dict,
-        *,
-        post_filter: Callable[[Row], bool] | None = None,
-        version_order: bool = False,
-    ) -> tuple[list[Row], str | None]:
-        """Keyset pagination: stable under concurrent inserts, and cheap on deep pages."""
-        limit = params.get("MaxResults", 100)
-        scope = dict(scope, h=hub)
-        table = sort_column.table
-        id_col = table.c.id if "id" in table.c else table.c.name
-        if version_order:
-            key_cols = [table.c.v_major, table.c.v_minor, table.c.v_patch, id_col]
-        else:
-            key_cols = [sort_column, tiebreak, id_col] if tiebreak is not id_col else [
-                sort_column, id_col
-            ]
-        if params.get("NextToken"):
-            last = self._unsign(params["NextToken"], scope)["k"]
-            if len(last) != len(key_cols):
-                raise OperationError("ValidationException", "The NextToken is not valid.")
-            cmp = tuple_(*key_cols) < tuple_(*last) if descending else tuple_(*key_cols) > tuple_(
-                *last
-            )
-            query = query.where(cmp)
-        order = [c.desc() if descending else c.asc() for c in key_cols]
-        query = query.order_by(*order)
-        out: list[Row] = []
-        with self.db.read() as conn:
-            if post_filter is None:
-                out = list(conn.execute(query.limit(limit + 1)).fetchall())
-            else:
-                for row in conn.execute(query):
-                    if post_filter(row):
-                        out.append(row)
-                        if len(out) > limit:
-                            break
-        token = None
-        if len(out) > limit:
-            out = out[:limit]
-            tail = out[-1]
-            token = self._sign({"s": scope, "k": [getattr(tail, c.name) for c in key_cols]})
-        return out, token
-
-
-def _json_object(text: str, field: str) -> dict:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise OperationError("ValidationException", f"{field} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise OperationError("ValidationException", f"{field} must be a JSON object.")
-    return value
 
 
 __all__ = [
     "HubService",
     "format_version",
+    "import_result_values",
     "parse_version",
 ]

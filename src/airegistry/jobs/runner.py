@@ -4,12 +4,13 @@ A job row is created in the same transaction as the hub content version it impor
 a version in status ``Importing`` always has a job that will end it. Any process that
 opens the home runs a ``JobRunner``; runners in several processes share the queue:
 
-- a claim is one write transaction that checks the hub's running count and flips the
-  job to ``running`` under this process's owner id, so two runners never take one job
-  and a hub never runs more than ``per_hub_limit`` imports at once;
-- a running job's owner refreshes ``heartbeat_at``; a job whose heartbeat went stale,
-  or whose owner is a process on this host that no longer exists (SIGKILL, crash), is
-  claimed again by the next runner;
+- a claim is a compare-and-set on the job row inside a claim transaction that checks
+  the hub's running count (``storage.metadata.jobs``), so two runners -- two
+  processes, or two server replicas on two hosts -- never take one job, even under
+  PostgreSQL's READ COMMITTED, and a hub never runs more than ``per_hub_limit`` at once;
+- a running job's owner refreshes ``heartbeat_at``; a job whose heartbeat went stale
+  (``AIREGISTRY_JOB_STALE_SECONDS``, from any host), or whose owner is a process on this
+  host that no longer exists (SIGKILL, crash), is claimed again by the next runner;
 - a job interrupted ``max_attempts`` times fails its version instead of looping forever;
 - a process that exits normally with imports still running hands them back to the
   queue (no attempt is charged), so a short-lived CLI call never burns attempts.
@@ -29,10 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Row
 
-from airegistry.storage.metadata import Database, hub_contents, jobs, now
+from airegistry.storage.metadata import JobRepository
+from airegistry.storage.metadata.tables import now
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class JobContext:
 
 
 Executor = Callable[[JobContext], ImportOutcome]
-Finisher = Callable[..., None]
+ResultValues = Callable[[ImportOutcome], dict[str, Any]]
+"""How an outcome is written on its version (the hub service's rules: statuses, limits)."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -74,9 +76,9 @@ class JobRunner:
 
     def __init__(
         self,
-        db: Database,
+        repository: JobRepository,
         executors: dict[str, Executor],
-        finish: Finisher,
+        result_values: ResultValues,
         *,
         per_hub_limit: int = 4,
         heartbeat_s: float = 2.0,
@@ -84,9 +86,9 @@ class JobRunner:
         poll_s: float = 1.0,
         max_attempts: int = 5,
     ) -> None:
-        self.db = db
+        self.repo = repository
         self.executors = executors
-        self._finish = finish
+        self._values = result_values
         self.per_hub_limit = per_hub_limit
         self.heartbeat_s = heartbeat_s
         self.stale_s = stale_s
@@ -129,23 +131,13 @@ class JobRunner:
             ctx.cancelled.set()
         if active:
             try:
-                with self.db.write() as conn:
-                    conn.execute(
-                        update(jobs)
-                        .where(jobs.c.id.in_([c.job_id for c in active]), jobs.c.owner == self.owner)
-                        .values(
-                            state="queued", owner=None, heartbeat_at=None,
-                            attempts=jobs.c.attempts - 1,
-                        )
-                    )
+                self.repo.hand_back(self.owner, [c.job_id for c in active])
             except Exception:  # pragma: no cover - best effort at interpreter exit
                 log.exception("could not hand running imports back to the queue")
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def queue_depth(self) -> dict[str, int]:
-        with self.db.read() as conn:
-            rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
-        return {state: count for state, count in rows}
+        return self.repo.depth()
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -167,17 +159,7 @@ class JobRunner:
             ids = list(self._active)
         if not ids:
             return
-        with self.db.write() as conn:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(ids), jobs.c.owner == self.owner)
-                .values(heartbeat_at=now())
-            )
-            owned = set(
-                conn.execute(
-                    select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.owner == self.owner)
-                ).scalars()
-            )
+        owned = self.repo.heartbeat(self.owner, ids)
         for job_id in ids:
             if job_id not in owned:
                 with self._lock:
@@ -206,77 +188,20 @@ class JobRunner:
             free = self.per_hub_limit - len(self._active)
         if free <= 0:
             return
-        claimed: list[tuple[int, str, int]] = []
-        failed: list[tuple[int, int]] = []
-        stale_before = now() - self.stale_s
-        with self.db.write() as conn:
-            candidates = conn.execute(
-                select(jobs)
-                .where(
-                    or_(
-                        jobs.c.state == "queued",
-                        and_(jobs.c.state == "running", jobs.c.owner != self.owner),
-                    )
-                )
-                .order_by(jobs.c.id)
-                .limit(200)
-            ).all()
-            running_by_hub: dict[str, int] = dict(
-                conn.execute(
-                    select(jobs.c.hub_name, func.count())
-                    .where(jobs.c.state == "running", jobs.c.heartbeat_at >= stale_before)
-                    .group_by(jobs.c.hub_name)
-                ).all()
-            )
-            for job in candidates:
-                if len(claimed) >= free:
-                    break
-                if job.state == "running":
-                    fresh = job.heartbeat_at is not None and job.heartbeat_at >= stale_before
-                    if fresh and not self._is_orphan(job.owner):
-                        continue
-                    if fresh:
-                        # Counted as running above, but its owner is dead.
-                        running_by_hub[job.hub_name] = running_by_hub.get(job.hub_name, 1) - 1
-                if running_by_hub.get(job.hub_name, 0) >= self.per_hub_limit:
-                    continue
-                if job.attempts >= self.max_attempts:
-                    failed.append((job.id, job.content_id))
-                    continue
-                conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job.id)
-                    .values(
-                        state="running", owner=self.owner, heartbeat_at=now(),
-                        attempts=job.attempts + 1,
-                    )
-                )
-                running_by_hub[job.hub_name] = running_by_hub.get(job.hub_name, 0) + 1
-                claimed.append((job.id, job.kind, job.content_id))
-            for job_id, content_id in failed:
-                self._finish(
-                    content_id,
-                    status="ImportFailed",
-                    failure_reason=(
-                        f"The import was interrupted {self.max_attempts} times (the process "
-                        "running it died); giving up. Check the source and create a new version."
-                    ),
-                    conn=conn,
-                )
-                conn.execute(delete(jobs).where(jobs.c.id == job_id))
-            contents = {}
-            if claimed:
-                rows = conn.execute(
-                    select(hub_contents).where(hub_contents.c.id.in_([c for _, _, c in claimed]))
-                ).all()
-                contents = {r.id: r for r in rows}
-        for job_id, kind, content_id in claimed:
-            row = contents.get(content_id)
-            if row is None:
-                continue
-            ctx = JobContext(job_id=job_id, kind=kind, content=row)
+        exhausted = self._values(ImportOutcome(
+            "ImportFailed",
+            f"The import was interrupted {self.max_attempts} times (the process running it "
+            "died); giving up. Check the source and create a new version.",
+        ))
+        claimed = self.repo.claim(
+            self.owner, free, per_hub_limit=self.per_hub_limit,
+            stale_before=now() - self.stale_s, max_attempts=self.max_attempts,
+            may_take=self._is_orphan, exhausted_values=exhausted,
+        )
+        for item in claimed:
+            ctx = JobContext(job_id=item.job_id, kind=item.kind, content=item.content)
             with self._lock:
-                self._active[job_id] = ctx
+                self._active[item.job_id] = ctx
             self._pool.submit(self._run, ctx)
 
     def _run(self, ctx: JobContext) -> None:
@@ -294,21 +219,8 @@ class JobRunner:
                     )
             if ctx.cancelled.is_set():
                 return
-            with self.db.write() as conn:
-                still_mine = conn.execute(
-                    select(jobs.c.id).where(jobs.c.id == ctx.job_id, jobs.c.owner == self.owner)
-                ).first()
-                if still_mine is None:
-                    return  # taken over by another process (we looked dead); its result wins
-                self._finish(
-                    ctx.content.id,
-                    status=outcome.status,
-                    failure_reason=outcome.failure_reason,
-                    stats=outcome.stats,
-                    markdown=outcome.markdown,
-                    conn=conn,
-                )
-                conn.execute(delete(jobs).where(jobs.c.id == ctx.job_id))
+            # False: taken over by another runner (we looked dead); its result wins
+            self.repo.finish(self.owner, ctx.job_id, ctx.content.id, self._values(outcome))
         except Exception:
             log.exception("could not record the result of import job %s", ctx.job_id)
         finally:

@@ -5,9 +5,12 @@ errors are ``ClientError`` with Lambda's codes, so the SDK uses this object and 
 boto3 Lambda client interchangeably. The HTTP server's Lambda REST handler calls the
 same methods.
 
-Deployment packages are zips stored in the object store under their sha256; each one
-is unpacked once (atomically) into ``<home>/runtime/code/<sha256>`` and run by warm
-worker pools from ``airegistry.runtime.pool``.
+Deployment packages are zips stored in the blob store (any backend: the home's
+filesystem or a shared S3 bucket) under their sha256; each one is fetched and unpacked
+once per host (atomically, checked against its sha256) into the local code cache
+``<home>/runtime/code/<sha256>`` and run by warm worker pools from
+``airegistry.runtime.pool``. So a function deployed through one server replica runs on
+another: the metadata row and the package are shared, the unpacked copy is local.
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from botocore.exceptions import ClientError
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from airegistry.storage.metadata import Database, functions, now
+from airegistry.storage.blobs import BlobStore
+from airegistry.storage.metadata import FunctionExists, FunctionRepository
 
 FUNCTION_NAME_RE = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 _ARN_RE = re.compile(
@@ -73,24 +75,24 @@ class FunctionService:
 
     def __init__(
         self,
-        db: Database,
-        objects: Any,
+        repository: FunctionRepository,
+        objects: BlobStore,
         *,
         account_id: str,
         region: str,
         code_bucket: str,
-        cache_dir: Path | None = None,
+        cache_dir: Path,
+        hidden_paths: tuple[Path, ...] = (),
         isolation: str | None = None,
     ) -> None:
-        self.db = db
+        self.repo = repository
         self.objects = objects
         self.account_id = account_id
         self.region = region
         self.code_bucket = code_bucket
-        root = Path(getattr(objects, "root", tempfile.gettempdir()))
-        # The registry's directory: workers must never see its database or blobs.
-        self.home_dir = root.parent
-        self.cache_dir = cache_dir or root.parent / "runtime" / "code"
+        # The registry's directories (home, blobs): workers must never see them.
+        self.hidden_paths = hidden_paths
+        self.cache_dir = cache_dir
         self.isolation = isolation or os.environ.get("AIREGISTRY_ISOLATION", "auto")
         self._pools: Any = None
         self._seen: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
@@ -127,10 +129,7 @@ class FunctionService:
         match = _ARN_RE.match(arn)
         if not match or match["account"] != self.account_id or match["region"] != self.region:
             return None
-        with self.db.read() as conn:
-            return conn.execute(
-                select(functions.c.name).where(functions.c.name == match["name"])
-            ).first() is not None
+        return self.repo.exists(match["name"])
 
     # -- packages ----------------------------------------------------------------------------
 
@@ -237,8 +236,7 @@ class FunctionService:
         }
 
     def _row(self, name: str, operation: str) -> Any:
-        with self.db.read() as conn:
-            row = conn.execute(select(functions).where(functions.c.name == name)).first()
+        row = self.repo.get(name)
         if row is None:
             raise lambda_error(
                 "ResourceNotFoundException",
@@ -281,30 +279,24 @@ class FunctionService:
         data = self._code_bytes(Code, op)
         self._check_zip(data, Handler, op)
         key, sha_b64, _ = self._store_code(name, data)
-        ts = now()
         try:
-            with self.db.write() as conn:
-                conn.execute(
-                    insert(functions).values(
-                        name=name,
-                        runtime=Runtime,
-                        handler=Handler,
-                        role=Role,
-                        description=Description,
-                        timeout=int(Timeout),
-                        memory_size=int(MemorySize),
-                        environment=json.dumps((Environment or {}).get("Variables", {})),
-                        code_bucket=self.code_bucket,
-                        code_key=key,
-                        code_sha256=sha_b64,
-                        code_size=len(data),
-                        revision_id=str(uuid.uuid4()),
-                        tags=json.dumps(Tags or {}),
-                        created_at=ts,
-                        modified_at=ts,
-                    )
-                )
-        except IntegrityError:
+            self.repo.insert(
+                name=name,
+                runtime=Runtime,
+                handler=Handler,
+                role=Role,
+                description=Description,
+                timeout=int(Timeout),
+                memory_size=int(MemorySize),
+                environment=json.dumps((Environment or {}).get("Variables", {})),
+                code_bucket=self.code_bucket,
+                code_key=key,
+                code_sha256=sha_b64,
+                code_size=len(data),
+                revision_id=str(uuid.uuid4()),
+                tags=json.dumps(Tags or {}),
+            )
+        except FunctionExists:
             raise lambda_error(
                 "ResourceConflictException", f"Function already exist: {name}", 409, op
             ) from None
@@ -335,15 +327,8 @@ class FunctionService:
         data = self._code_bytes(code, op)
         self._check_zip(data, row.handler, op)
         key, sha_b64, _ = self._store_code(name, data)
-        with self.db.write() as conn:
-            conn.execute(
-                update(functions)
-                .where(functions.c.name == name)
-                .values(
-                    code_key=key, code_sha256=sha_b64, code_size=len(data),
-                    revision_id=str(uuid.uuid4()), modified_at=now(),
-                )
-            )
+        self.repo.update(name, code_key=key, code_sha256=sha_b64, code_size=len(data),
+                         revision_id=str(uuid.uuid4()))
         self._discard_pools(name)
         return self._configuration(self._row(name, op))
 
@@ -351,8 +336,7 @@ class FunctionService:
         op = "DeleteFunction"
         name = self._name(FunctionName, op)
         row = self._row(name, op)
-        with self.db.write() as conn:
-            conn.execute(delete(functions).where(functions.c.name == name))
+        self.repo.delete(name)
         self._discard_pools(name)
         with contextlib.suppress(Exception):
             self.objects.delete_object(row.code_bucket, row.code_key)
@@ -361,11 +345,7 @@ class FunctionService:
     def list_functions(
         self, *, Marker: str | None = None, MaxItems: int = 50, **_ignored: Any
     ) -> dict[str, Any]:
-        query = select(functions).order_by(functions.c.name).limit(int(MaxItems) + 1)
-        if Marker:
-            query = query.where(functions.c.name > Marker)
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
+        rows = self.repo.page(Marker, int(MaxItems))
         out: dict[str, Any] = {"Functions": [self._configuration(r) for r in rows[: int(MaxItems)]]}
         if len(rows) > int(MaxItems):
             out["NextMarker"] = rows[int(MaxItems) - 1].name
@@ -443,7 +423,7 @@ class FunctionService:
                 function_name=row.name,
                 function_arn=self.arn(row.name),
                 environment=json.loads(row.environment),
-                hidden_paths=(self.home_dir,),
+                hidden_paths=self.hidden_paths,
             )
 
         pool = self._pool_manager().get(key, spec)

@@ -24,23 +24,15 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import anyio
+
 from airegistry.server import sigv4
-from airegistry.server.auth import AuthConfig
-from airegistry.server.iam import IAM_NS, handle_iam
-from airegistry.server.logging import log_access
-from airegistry.server.metrics import Metrics
-from airegistry.server.s3 import S3Config, S3Handler
-from airegistry.server.s3_xml import error_document
-from airegistry.server.sts import STS_NS, handle_sts, query_error
-from airegistry.server.wire import (
+from airegistry.server.asgi import (
     BodyReader,
     BodyTooLarge,
     ClientDisconnected,
@@ -49,15 +41,24 @@ from airegistry.server.wire import (
     RequestContext,
     Scope,
     Send,
+    run_sync,
     send_response,
 )
+from airegistry.server.auth import AuthConfig
+from airegistry.server.iam import IAM_NS, handle_iam
+from airegistry.server.logging import log_access
+from airegistry.server.metrics import Metrics
+from airegistry.server.s3 import S3Config, S3Handler
+from airegistry.server.s3_xml import error_document
+from airegistry.server.sts import STS_NS, handle_sts, query_error
+from airegistry.storage.blobs import BlobStore
+from airegistry.storage.blobs.errors import StoreUnavailable
+from airegistry.storage.metadata import DatabaseUnavailable
 
 log = logging.getLogger("airegistry.server")
 
 ASGIApp = Callable[[Scope, Receive, Send], Any]
 _T = TypeVar("_T")
-HOME_ENV = "AIREGISTRY_SERVER_HOME"
-NO_AUTH_ENV = "AIREGISTRY_SERVER_NO_AUTH"
 ACCESS_KEY_SCOPE = "airegistry.access_key"
 
 #: Largest body accepted by the JSON and query protocols (Lambda zips arrive base64 in JSON).
@@ -77,9 +78,9 @@ _KNOWN_SERVICES = frozenset({"s3", "sagemaker", "lambda", "sts", "iam"})
 
 @dataclass
 class ServerServices:
-    """Everything the wire layer serves; built from a home by ``airegistry.home``."""
+    """Everything the wire layer serves; built from a home by ``server.compose``."""
 
-    objects: Any  # airegistry.storage.objects.ObjectStore
+    objects: BlobStore
     account_id: str
     region: str
     #: (X-Amz-Target, body) -> (status, headers, body); blocking, run in a worker thread.
@@ -88,6 +89,13 @@ class ServerServices:
     lambda_app: ASGIApp | None = None
     #: Extra Prometheus text (job queue depth, runtime workers) appended to /metrics.
     extra_metrics: Callable[[], str] | None = None
+    #: Point reads (DescribeHub, DescribeHubContent) answered on the event loop: only
+    #: when the metadata is a local SQLite file, where the read costs less than a hop
+    #: to a worker thread. A networked database (PostgreSQL) always leaves the loop.
+    inline_point_reads: bool = False
+    #: Other ASGI apps, by path prefix (e.g. ``"/ui/"``), served unsigned before the AWS
+    #: dispatch; the app sees the full path. Add a service's app here.
+    mounts: dict[str, ASGIApp] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,8 +187,7 @@ class AiRegistryApp:
             virtual_host_bases=self.options.virtual_host_bases,
             max_object_size=self.options.max_object_size,
         ))
-        self._sagemaker_pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._sagemaker_limiter: anyio.CapacityLimiter | None = None
         if auth is None:
             log.warning(
                 "airegistry server: authentication is DISABLED (--no-auth); anyone who can "
@@ -211,6 +218,12 @@ class AiRegistryApp:
             ctx.error_code = ctx.error_code or "ClientDisconnected"
             if isinstance(exc, asyncio.CancelledError):
                 raise
+        except (DatabaseUnavailable, StoreUnavailable) as exc:
+            log.error("%s %s (request %s): %s", ctx.method, ctx.path, ctx.request_id, exc)
+            if not started:
+                with contextlib.suppress(Exception):
+                    await send_protocol_error(tracked_send, ctx, ctx.service, "ServiceUnavailable",
+                                              f"{exc}; retry later", 503)
         except Exception:
             log.exception("unhandled error in %s %s (request %s)", ctx.method, ctx.path,
                           ctx.request_id)
@@ -237,67 +250,34 @@ class AiRegistryApp:
                 return
 
     def close(self) -> None:
-        """Release the SageMaker thread pool at shutdown (uvicorn has drained requests).
+        """Nothing to release: worker threads belong to anyio's pool, shared per loop."""
 
-        Does not wait: a call still running (its request was cancelled by a forced
-        shutdown) finishes in its thread, because the pool's threads are joined at
-        interpreter exit, so a write the client never saw acknowledged still commits
-        or rolls back cleanly rather than being cut off. A request arriving later gets
-        a fresh pool.
-        """
-        with self._pool_lock:
-            pool, self._sagemaker_pool = self._sagemaker_pool, None
-        if pool is not None:
-            pool.shutdown(wait=False)
+    @property
+    def _limiter(self) -> anyio.CapacityLimiter:
+        # Created lazily: a limiter belongs to the event loop that first uses it.
+        if self._sagemaker_limiter is None:
+            self._sagemaker_limiter = anyio.CapacityLimiter(self.options.sagemaker_threads)
+        return self._sagemaker_limiter
 
     async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run blocking ``fn(*args)`` on the SageMaker pool and await its result.
+        """Run blocking ``fn(*args)`` on a worker thread (the server's one offload: anyio).
 
-        Cheaper per call than anyio's ``to_thread`` (capacity limiter, cancel scopes) and
-        than ``loop.run_in_executor`` (which chains a concurrent and an asyncio future
-        through two callback layers): the worker thread hands the outcome straight to
-        the loop with one ``call_soon_threadsafe``. On a sub-millisecond describe those
-        layers are a visible share of the request. If the awaiting request is cancelled
-        (client gone, forced shutdown) a call already running finishes in its thread and
-        its result is dropped; one still queued is not started.
+        At most ``sagemaker_threads`` such calls run at once, excess ones queue (never
+        refused). If the awaiting request is cancelled (client gone, forced shutdown) a
+        call already running finishes in its thread, so a write still commits or rolls
+        back cleanly, and its result is dropped.
         """
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[_T] = loop.create_future()
-
-        def run() -> None:
-            if waiter.cancelled():
-                return
-            try:
-                result = fn(*args)
-            except Exception as exc:
-                loop.call_soon_threadsafe(_settle, waiter, None, exc)
-            except BaseException as exc:
-                # SystemExit/KeyboardInterrupt raised by a handler must not reach the loop
-                # (it would stop the server): the request gets an internal error instead.
-                error = RuntimeError(f"handler raised {type(exc).__name__}")
-                error.__cause__ = exc
-                loop.call_soon_threadsafe(_settle, waiter, None, error)
-            else:
-                loop.call_soon_threadsafe(_settle, waiter, result, None)
-
-        self._pool().submit(run)
-        return await waiter
-
-    def _pool(self) -> ThreadPoolExecutor:
-        pool = self._sagemaker_pool
-        if pool is None:
-            with self._pool_lock:
-                pool = self._sagemaker_pool
-                if pool is None:
-                    pool = self._sagemaker_pool = ThreadPoolExecutor(
-                        max_workers=self.options.sagemaker_threads,
-                        thread_name_prefix="airegistry-sagemaker")
-        return pool
+        return await run_sync(fn, *args, limiter=self._limiter)
 
     async def _dispatch(self, ctx: RequestContext, scope: Scope, receive: Receive,
                         send: Send) -> None:
         signed = "authorization" in ctx.headers or ctx.has_query("X-Amz-Signature") \
             or ctx.has_query("Signature")
+        if not signed:
+            for prefix, app in self.services.mounts.items():
+                if ctx.path.startswith(prefix) or ctx.path == prefix.rstrip("/"):
+                    ctx.service = "mount"
+                    return await app(scope, receive, send)
         if not signed and ctx.path in ("/healthz", "/metrics") and ctx.method in ("GET", "HEAD"):
             return await self._ops_endpoint(ctx, send)
         service = sigv4.credential_service(ctx.headers, ctx.query)
@@ -457,7 +437,7 @@ class AiRegistryApp:
         text = self.metrics.render()
         if self.services.extra_metrics is not None:
             try:
-                extra = await asyncio.to_thread(self.services.extra_metrics)
+                extra = await run_sync(self.services.extra_metrics)
             except Exception:
                 log.exception("extra_metrics() failed; serving request metrics only")
                 extra = ""
@@ -472,11 +452,11 @@ class AiRegistryApp:
         if self.services.sagemaker is None:
             return await send_protocol_error(send, ctx, "sagemaker", "UnknownOperationException",
                                              "SageMaker is not served by this endpoint", 400)
-        if ctx.operation in _INLINE_SAGEMAKER_READS:
+        if self.services.inline_point_reads and ctx.operation in _INLINE_SAGEMAKER_READS:
             # A point read by primary key: SQLite in WAL mode answers it in well under a
             # millisecond without waiting on writers, which costs less than the two
             # cross-thread wake-ups a worker-thread hop takes. Everything else (writes,
-            # lists that may scan) still runs on the worker threads.
+            # lists that may scan, any read of a networked database) runs on threads.
             status, headers, out = self.services.sagemaker(target, body)
         else:
             status, headers, out = await self._in_thread(self.services.sagemaker, target, body)
@@ -534,16 +514,6 @@ class AiRegistryApp:
                                                 ("x-amzn-RequestId", ctx.request_id)], out)
 
 
-def _settle(waiter: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    """On the loop: deliver a worker thread's outcome unless the request gave up."""
-    if waiter.done():
-        return
-    if exc is not None:
-        waiter.set_exception(exc)
-    else:
-        waiter.set_result(result)
-
-
 def _claimed_key(ctx: RequestContext) -> str | None:
     """The (unverified) access key a request names; only used under --no-auth."""
     try:
@@ -569,28 +539,3 @@ def create_app(services: ServerServices, *, auth: AuthConfig | None,
                metrics: Metrics | None = None) -> AiRegistryApp:
     """Build the ASGI app. ``auth=None`` disables authentication (``--no-auth``)."""
     return AiRegistryApp(services, auth=auth, options=options, metrics=metrics)
-
-
-def app_factory() -> AiRegistryApp:
-    """uvicorn factory for multi-worker mode: ``airegistry.server.app:app_factory``.
-
-    Each worker builds its own services from the home named by ``AIREGISTRY_SERVER_HOME``;
-    ``AIREGISTRY_SERVER_NO_AUTH=1`` disables authentication (set by ``--no-auth``).
-    """
-    home_txt = os.environ.get(HOME_ENV)
-    if not home_txt:
-        raise RuntimeError(f"{HOME_ENV} must name the server home directory")
-    home = Path(home_txt).expanduser()
-    from airegistry.home import open_server_services  # the lead's module; imported lazily
-
-    services = open_server_services(home)
-    no_auth = os.environ.get(NO_AUTH_ENV, "") == "1"
-    auth = None if no_auth else AuthConfig.from_home(home)
-    options = ServerOptions()
-    bases = os.environ.get("AIREGISTRY_SERVER_VHOST_BASES")
-    if bases:
-        options.virtual_host_bases = tuple(b.strip() for b in bases.split(",") if b.strip())
-    max_obj = os.environ.get("AIREGISTRY_SERVER_MAX_OBJECT_SIZE")
-    if max_obj and max_obj.isdigit():
-        options.max_object_size = int(max_obj)
-    return create_app(services, auth=auth, options=options)

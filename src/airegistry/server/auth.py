@@ -1,9 +1,11 @@
-"""Access keys the server accepts: a keys file in the home plus the environment.
+"""Access keys the server accepts: the keys file, the environment, the metadata store.
 
 The keys file (``<home>/server-keys.json``, mode 0600) maps access key ids to secrets
-and is what ``airegistry server --create-key`` appends to. ``AIREGISTRY_SERVER_KEYS``
-(``AKID:SECRET,AKID2:SECRET2``) adds keys without touching disk, for containers and
-tests. Secrets are held only in this object; nothing here logs them, and ``repr`` hides
+and is what ``airegistry server --create-key`` appends to on a single box.
+``AIREGISTRY_SERVER_KEYS`` (``AKID:SECRET,AKID2:SECRET2``) adds keys without touching
+disk, for containers and tests. Replicas share no disk, so where the home's metadata is
+a shared database (PostgreSQL) ``--create-key`` stores the key there instead (settings
+``access_key:<id>``), and every replica accepts it without a restart. Secrets are held only in this object; nothing here logs them, and ``repr`` hides
 them so an accidental log line cannot leak one.
 """
 
@@ -18,6 +20,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 KEYS_FILE_NAME = "server-keys.json"
 KEYS_ENV = "AIREGISTRY_SERVER_KEYS"
@@ -112,12 +115,32 @@ def create_key(home: Path) -> tuple[str, str]:
 _FILE_LOCK = threading.Lock()
 
 
+SETTINGS_PREFIX = "access_key:"
+
+
+class KeySettings(Protocol):
+    """The part of ``storage.metadata.SettingsRepository`` the key store uses."""
+
+    def get(self, key: str) -> str | None: ...
+    def put_new(self, key: str, value: str) -> bool: ...
+    def with_prefix(self, prefix: str) -> dict[str, str]: ...
+
+
+def create_shared_key(settings: KeySettings) -> tuple[str, str]:
+    """Generate a key pair and store it in the metadata store (every replica sees it)."""
+    while True:
+        key_id, secret = generate_key_pair()
+        if settings.put_new(SETTINGS_PREFIX + key_id, secret):
+            return key_id, secret
+
+
 @dataclass
 class AuthConfig:
     """The set of accepted access keys. ``lookup`` is what SigV4 verification calls."""
 
     keys: Mapping[str, str] = field(default_factory=dict)
     keys_file: Path | None = None
+    settings: KeySettings | None = None
 
     def __repr__(self) -> str:  # never show secrets
         return f"AuthConfig(keys=<{len(self.keys)} keys>, keys_file={self.keys_file!r})"
@@ -132,12 +155,16 @@ class AuthConfig:
             except KeyStoreError:
                 return None
             secret = fresh.get(access_key_id)
-            if secret is not None:
-                self.keys = {**self.keys, access_key_id: secret}
+        if secret is None and self.settings is not None:
+            # A key another replica created: one indexed read, then remembered.
+            secret = self.settings.get(SETTINGS_PREFIX + access_key_id)
+        if secret is not None and access_key_id not in self.keys:
+            self.keys = {**self.keys, access_key_id: secret}
         return secret
 
     @classmethod
-    def from_home(cls, home: Path | None, env: Mapping[str, str] | None = None) -> AuthConfig:
+    def from_home(cls, home: Path | None, env: Mapping[str, str] | None = None, *,
+                  settings: KeySettings | None = None) -> AuthConfig:
         env = os.environ if env is None else env
         keys: dict[str, str] = {}
         path = home / KEYS_FILE_NAME if home is not None else None
@@ -147,5 +174,7 @@ class AuthConfig:
                     f"{path}: keys file is readable by other users; run chmod 600 on it"
                 )
             keys.update(load_keys_file(path))
+        if settings is not None:
+            keys.update(settings.with_prefix(SETTINGS_PREFIX))
         keys.update(parse_env_keys(env.get(KEYS_ENV, "")))
-        return cls(keys=keys, keys_file=path)
+        return cls(keys=keys, keys_file=path, settings=settings)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from typing import Any
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from airegistry.server.asgi import run_sync
 
 PREFIX = "/2015-03-31/functions"
 
@@ -72,7 +74,7 @@ def create_lambda_app(functions: Any) -> Starlette:
     """An ASGI app serving the Lambda operations of ``functions`` (a FunctionService)."""
 
     async def call(method: str, **kwargs: Any) -> Any:
-        return await run_in_threadpool(getattr(functions, method), **kwargs)
+        return await run_sync(functools.partial(getattr(functions, method), **kwargs))
 
     async def create_or_list(request: Request) -> Response:
         try:

@@ -16,7 +16,7 @@ import time
 
 import msgspec
 
-from airegistry.server.wire import RequestContext
+from airegistry.server.asgi import RequestContext
 
 ACCESS_LOGGER = "airegistry.server.access"
 _log = logging.getLogger(ACCESS_LOGGER)

@@ -20,15 +20,7 @@ from urllib.parse import unquote_to_bytes
 import anyio
 
 from airegistry.server import s3_xml, sigv4
-from airegistry.server.chunked import (
-    AwsChunkedDecoder,
-    ChunkedDecodeError,
-    ChunkSigning,
-    checksum_header_algorithm,
-    new_checksum,
-)
-from airegistry.server.s3_xml import S3Error
-from airegistry.server.wire import (
+from airegistry.server.asgi import (
     BodyReader,
     BodyTooLarge,
     ClientDisconnected,
@@ -38,6 +30,16 @@ from airegistry.server.wire import (
     run_sync,
     send_response,
 )
+from airegistry.server.chunked import (
+    AwsChunkedDecoder,
+    ChunkedDecodeError,
+    ChunkSigning,
+    checksum_header_algorithm,
+    new_checksum,
+)
+from airegistry.server.s3_xml import S3Error
+from airegistry.storage.blobs import BlobStore
+from airegistry.storage.blobs.errors import BlobStoreError
 
 #: Above this many bytes of metadata headers S3 answers MetadataTooLarge.
 MAX_METADATA_BYTES = 2048
@@ -65,12 +67,10 @@ class S3Config:
 
 
 def _store_error(exc: Exception) -> S3Error | None:
-    """Store errors carry the S3 ``code``/``status``; map them without importing each class."""
-    code, status = getattr(exc, "code", None), getattr(exc, "status", None)
-    if isinstance(code, str) and isinstance(status, int):
-        message = getattr(exc, "message", None) or str(exc) or code
-        details = getattr(exc, "details", None) or {}
-        return S3Error(code, message, status, **{k: str(v) for k, v in details.items()})
+    """Blob-store errors carry S3's ``code``/``status``: the XML error is built from them."""
+    if isinstance(exc, BlobStoreError):
+        return S3Error(exc.code, exc.message or exc.code, exc.status,
+                       **{k: str(v) for k, v in exc.details.items()})
     return None
 
 
@@ -173,7 +173,7 @@ def parse_range(value: str | None) -> tuple[str, int, int | None] | None:
 class S3Handler:
     """Dispatches one S3 request to the object store and writes the response."""
 
-    def __init__(self, objects: Any, config: S3Config) -> None:
+    def __init__(self, objects: BlobStore, config: S3Config) -> None:
         self.objects = objects
         self.config = config
         self._upload_limiter: anyio.CapacityLimiter | None = None

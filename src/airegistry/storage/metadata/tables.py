@@ -1,24 +1,15 @@
-"""Metadata store: the registry's tables and a small transaction helper around SQLAlchemy.
+"""The registry's tables, described to SQLAlchemy Core.
 
-Core tables instead of ORM classes: every query the services run is a handful of
-explicit statements, and Core keeps them visible and cheap. The schema itself is
-owned by the Alembic migrations in ``migrations/``; the ``Table`` objects here only
-describe it to SQLAlchemy and must stay in step with the newest migration (a test
-compares them).
-
-SQLite is the default and needs two things to be safe for several threads and
-processes sharing one file: WAL mode with a busy timeout, and write transactions that
-take the write lock up front (``BEGIN IMMEDIATE``). A deferred transaction that reads
-and then writes can fail with "database is locked" without ever waiting on the busy
-handler; taking the lock at ``BEGIN`` makes concurrent writers queue instead.
+Core tables instead of ORM classes: every query the repositories run is a handful of
+explicit statements, and Core keeps them visible and cheap. The schema itself is owned
+by the Alembic migrations in ``storage/migrations/``; these ``Table`` objects only
+describe it and must stay in step with the newest migration (a test compares them).
+Only the repositories of this package use them: SQL lives here and nowhere else.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -31,10 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
 )
-from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
 
@@ -139,51 +127,3 @@ functions = Table(
 def now() -> float:
     """Timestamps are stored as epoch seconds: sortable, exact, and free of SQLite's naive datetimes."""
     return time.time()
-
-
-class Database:
-    """An engine plus the two kinds of transaction the services need."""
-
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"future": True}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
-        else:
-            kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(url, **kwargs)
-        if self.is_sqlite:
-            self._configure_sqlite(busy_timeout_ms)
-
-    def _configure_sqlite(self, busy_timeout_ms: int) -> None:
-        @event.listens_for(self.engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Driver-level autocommit: SQLAlchemy's "begin" hook below issues BEGIN itself.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @event.listens_for(self.engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            mode = "IMMEDIATE" if conn.get_execution_options().get("airegistry_write") else "DEFERRED"
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
-        with self.engine.connect() as raw:
-            conn = raw.execution_options(airegistry_write=True)
-            with conn.begin():
-                yield conn
-
-    def dispose(self) -> None:
-        self.engine.dispose()

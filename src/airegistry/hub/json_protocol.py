@@ -31,12 +31,13 @@ from typing import Any
 from botocore.model import OperationModel, Shape
 from botocore.utils import parse_to_aware_datetime
 
-from airegistry.hub.model import (
+from airegistry.hub.botocore_model import (
     OperationError,
     operation_model,
     sagemaker_model,
     validate_params,
 )
+from airegistry.storage.metadata.database import DatabaseUnavailable
 
 __all__ = ["CONTENT_TYPE", "DEFAULT_MAX_BODY_BYTES", "TARGET_PREFIX", "Handler", "SageMakerWire"]
 
@@ -458,6 +459,11 @@ class SageMakerWire:
             if exc.status >= 500:
                 logger.error("%s failed (request %s): %s", operation, request_id, exc)
             return self._error(exc.code, exc.message, exc.status, request_id)
+        except DatabaseUnavailable as exc:
+            # The transaction was rolled back: nothing of this request was stored.
+            logger.error("%s failed (request %s): %s", operation, request_id, exc)
+            return self._error("ServiceUnavailable", f"{exc} (request {request_id}); retry later",
+                               503, request_id)
         except Exception:
             logger.exception("unexpected failure in %s (request %s)", operation, request_id)
             return self._error(

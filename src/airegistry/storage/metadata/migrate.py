@@ -17,10 +17,10 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from airegistry.storage.metadata import Database
+from airegistry.storage.metadata.database import Database
 
 HEAD_REVISION = "0002"
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 _PG_LOCK_ID = 0x41495245  # "AIRE"
 
 

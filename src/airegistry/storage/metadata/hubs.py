@@ -1,0 +1,367 @@
+"""Hubs and hub contents: every query of the hub service, and nothing of its rules.
+
+The hub service decides what is valid and how answers look; this repository only reads
+and writes rows. Two guarantees live here because only the database can give them:
+version uniqueness (a unique constraint, never a read-then-write check: two racing
+imports of one version get one winner and one ``VersionExists``, on SQLite and on
+PostgreSQL alike), and "an importing version always has its job" (the content row and
+its job row are inserted in one transaction).
+
+Pages are keyset pages: ``after`` is the sort key of the last row of the previous page,
+so a page costs an index walk and stays stable while rows are inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from airegistry.storage.metadata.database import Database
+from airegistry.storage.metadata.tables import hub_contents, hubs, jobs, now
+
+Version = tuple[int, int, int]
+ACTIVE_JOB_STATES = ("queued", "running")
+
+
+class HubNotFound(Exception):
+    pass
+
+
+class HubExists(Exception):
+    pass
+
+
+class HubNotEmpty(Exception):
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
+class ContentNotFound(Exception):
+    pass
+
+
+class VersionExists(Exception):
+    pass
+
+
+class QueueFull(Exception):
+    def __init__(self, active: int) -> None:
+        super().__init__(active)
+        self.active = active
+
+
+class StillImporting(Exception):
+    pass
+
+
+@dataclass
+class ContentFilter:
+    """The filters ListHubContents / ListHubContentVersions share (epoch seconds)."""
+
+    name_contains: str | None = None
+    created_before: float | None = None
+    created_after: float | None = None
+    min_version: Version | None = None
+
+
+@dataclass
+class HubFilter:
+    name_contains: str | None = None
+    created_before: float | None = None
+    created_after: float | None = None
+    modified_before: float | None = None
+    modified_after: float | None = None
+
+
+# Built once: deriving an alias's column collection costs more than running the query.
+_NEWER = hub_contents.alias("newer")
+# The hot reads are built once with bind parameters: constructing a statement costs
+# several times what SQLite needs to answer it.
+_HUB_BY_NAME = select(hubs).where(hubs.c.name == bindparam("hub"))
+_CONTENT_OF_NAME = (
+    hub_contents.c.hub_name == bindparam("hub"),
+    hub_contents.c.content_type == bindparam("ctype"),
+    hub_contents.c.name == bindparam("name"),
+)
+_CONTENT_VERSION = select(hub_contents).where(
+    *_CONTENT_OF_NAME,
+    hub_contents.c.v_major == bindparam("major"),
+    hub_contents.c.v_minor == bindparam("minor"),
+    hub_contents.c.v_patch == bindparam("patch"),
+)
+_CONTENT_LATEST = (
+    select(hub_contents)
+    .where(*_CONTENT_OF_NAME)
+    .order_by(
+        hub_contents.c.v_major.desc(), hub_contents.c.v_minor.desc(), hub_contents.c.v_patch.desc()
+    )
+    .limit(1)
+)
+_HUB_SORT = {"HubName": hubs.c.name, "CreationTime": hubs.c.created_at,
+             "HubStatus": hubs.c.status, "AccountIdOwner": hubs.c.name}
+_CONTENT_SORT = {"HubContentName": hub_contents.c.name, "CreationTime": hub_contents.c.created_at,
+                 "HubContentStatus": hub_contents.c.status}
+
+
+class HubRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- hubs ------------------------------------------------------------------------------
+
+    def get_hub(self, name: str) -> Row | None:
+        with self.db.read() as conn:
+            return conn.execute(_HUB_BY_NAME, {"hub": name}).first()
+
+    def insert_hub(self, **values: Any) -> None:
+        ts = now()
+        try:
+            with self.db.write() as conn:
+                conn.execute(insert(hubs).values(**values, status="InService", created_at=ts,
+                                                 modified_at=ts))
+        except IntegrityError:
+            raise HubExists(values.get("name")) from None
+
+    def update_hub(self, name: str, **values: Any) -> None:
+        with self.db.write() as conn:
+            _require_hub(conn, name)
+            conn.execute(update(hubs).where(hubs.c.name == name)
+                         .values(**values, modified_at=now()))
+
+    def delete_hub(self, name: str) -> None:
+        with self.db.write() as conn:
+            _require_hub(conn, name)
+            count = conn.execute(select(func.count()).select_from(hub_contents)
+                                 .where(hub_contents.c.hub_name == name)).scalar_one()
+            if count:
+                raise HubNotEmpty(count)
+            conn.execute(delete(hubs).where(hubs.c.name == name))
+
+    def page_hubs(self, filters: HubFilter, sort_by: str, descending: bool, limit: int,
+                  after: Sequence[Any] | None) -> tuple[list[Row], list[Any] | None]:
+        query = select(hubs)
+        if filters.name_contains:
+            query = query.where(hubs.c.name.contains(filters.name_contains, autoescape=True))
+        for bound, col, below in (
+            (filters.created_before, hubs.c.created_at, True),
+            (filters.created_after, hubs.c.created_at, False),
+            (filters.modified_before, hubs.c.modified_at, True),
+            (filters.modified_after, hubs.c.modified_at, False),
+        ):
+            if bound is not None:
+                query = query.where(col < bound if below else col > bound)
+        sort = _HUB_SORT[sort_by]
+        keys = [sort, hubs.c.name] if sort is not hubs.c.name else [hubs.c.name]
+        return self._page(query, keys, descending, limit, after, None)
+
+    # -- contents --------------------------------------------------------------------------
+
+    def get_content(self, hub: str, content_type: str, name: str,
+                    version: Version | None) -> Row | None:
+        """One version, or the latest when ``version`` is None; ``HubNotFound`` if no hub."""
+        args: dict[str, Any] = {"hub": hub, "ctype": content_type, "name": name}
+        with self.db.read() as conn:
+            if version is not None:
+                args["major"], args["minor"], args["patch"] = version
+                row = conn.execute(_CONTENT_VERSION, args).first()
+            else:
+                row = conn.execute(_CONTENT_LATEST, args).first()
+            if row is None:
+                _require_hub(conn, hub)  # a missing hub is the better error
+        return row
+
+    def insert_content(self, hub: str, content_type: str, name: str, version: Version | None,
+                       values: dict[str, Any], *, job_kind: str | None,
+                       max_queued: int) -> Version:
+        """Insert a version (the next major when ``version`` is None), with its import job.
+
+        ``HubNotFound``; ``QueueFull`` when ``job_kind`` is set and the hub already has
+        ``max_queued`` active imports; ``VersionExists`` when the version is taken.
+        """
+        ts = now()
+        with self.db.write() as conn:
+            _require_hub(conn, hub)
+            if version is None:
+                top = conn.execute(select(func.max(hub_contents.c.v_major)).where(
+                    hub_contents.c.hub_name == hub, hub_contents.c.content_type == content_type,
+                    hub_contents.c.name == name)).scalar()
+                version = ((top or 0) + 1, 0, 0)
+            if job_kind:
+                active = conn.execute(select(func.count()).select_from(jobs).where(
+                    jobs.c.hub_name == hub, jobs.c.state.in_(ACTIVE_JOB_STATES))).scalar_one()
+                if active >= max_queued:
+                    raise QueueFull(active)
+            try:
+                with conn.begin_nested():
+                    result = conn.execute(insert(hub_contents).values(
+                        hub_name=hub, content_type=content_type, name=name,
+                        v_major=version[0], v_minor=version[1], v_patch=version[2],
+                        created_at=ts, modified_at=ts, **values))
+            except IntegrityError:
+                raise VersionExists(version) from None
+            if job_kind:
+                conn.execute(insert(jobs).values(
+                    hub_name=hub, content_id=result.inserted_primary_key[0], kind=job_kind,
+                    state="queued", attempts=0, created_at=ts))
+        return version
+
+    def update_content(self, hub: str, content_type: str, name: str, version: Version,
+                       values: dict[str, Any]) -> Row:
+        with self.db.write() as conn:
+            _require_hub(conn, hub)
+            row = _require_content(conn, hub, content_type, name, version)
+            conn.execute(update(hub_contents).where(hub_contents.c.id == row.id)
+                         .values(**values, modified_at=now()))
+        return row
+
+    def delete_content(self, hub: str, content_type: str, name: str,
+                       version: Version) -> tuple[Row, tuple[str, str] | None]:
+        """Delete a version; returns it and the registry-owned object no version uses now.
+
+        ``StillImporting`` while its import runs (its job would write to a deleted row).
+        """
+        with self.db.write() as conn:
+            _require_hub(conn, hub)
+            row = _require_content(conn, hub, content_type, name, version)
+            if row.status == "Importing":
+                raise StillImporting(row)
+            conn.execute(delete(jobs).where(jobs.c.content_id == row.id))
+            conn.execute(delete(hub_contents).where(hub_contents.c.id == row.id))
+            orphan = None
+            if row.owned_bucket and row.owned_key:
+                still_used = conn.execute(select(func.count()).select_from(hub_contents).where(
+                    hub_contents.c.owned_bucket == row.owned_bucket,
+                    hub_contents.c.owned_key == row.owned_key)).scalar_one()
+                if not still_used:
+                    orphan = (row.owned_bucket, row.owned_key)
+        return row, orphan
+
+    def page_contents(self, hub: str, content_type: str, filters: ContentFilter, *,
+                      name: str | None, latest_only: bool, sort_by: str | None,
+                      descending: bool, limit: int, after: Sequence[Any] | None,
+                      keep: Callable[[Row], bool] | None = None,
+                      ) -> tuple[list[Row], list[Any] | None]:
+        """A page of versions: the latest of each name, or every version of ``name``.
+
+        ``sort_by`` None means version order. ``keep`` filters rows after the query
+        (for conditions SQL cannot express); the page is still ``limit`` rows.
+        Returns the rows and the sort key of the last one when there are more.
+        """
+        c = hub_contents.c
+        query = select(hub_contents).where(c.hub_name == hub, c.content_type == content_type)
+        if name is not None:
+            query = query.where(c.name == name)
+        if latest_only:
+            newer = _NEWER
+            query = query.where(~exists().where(
+                newer.c.hub_name == c.hub_name, newer.c.content_type == c.content_type,
+                newer.c.name == c.name,
+                tuple_(newer.c.v_major, newer.c.v_minor, newer.c.v_patch)
+                > tuple_(c.v_major, c.v_minor, c.v_patch)))
+        if filters.name_contains:
+            query = query.where(c.name.contains(filters.name_contains, autoescape=True))
+        if filters.created_before is not None:
+            query = query.where(c.created_at < filters.created_before)
+        if filters.created_after is not None:
+            query = query.where(c.created_at > filters.created_after)
+        if filters.min_version:
+            query = query.where(tuple_(c.v_major, c.v_minor, c.v_patch)
+                                >= tuple_(*filters.min_version))
+        if sort_by is None:
+            keys = [c.v_major, c.v_minor, c.v_patch, c.id]
+        else:
+            sort = _CONTENT_SORT[sort_by]
+            tiebreak = c.id if name is not None else c.name
+            keys = [sort, tiebreak, c.id] if tiebreak is not c.id else [sort, c.id]
+        rows, last = self._page(query, keys, descending, limit, after, keep)
+        if not rows:
+            with self.db.read() as conn:
+                _require_hub(conn, hub)
+        return rows, last
+
+    # -- tags ------------------------------------------------------------------------------
+
+    def get_tags(self, target: tuple[str, Any]) -> str:
+        with self.db.read() as conn:
+            table, cond = _tag_target(conn, target)
+            return conn.execute(select(table.c.tags).where(cond)).scalar_one()
+
+    def change_tags(self, target: tuple[str, Any], change: Callable[[str], str]) -> None:
+        """Read-modify-write of a resource's tags JSON in one write transaction."""
+        with self.db.write() as conn:
+            table, cond = _tag_target(conn, target)
+            current = conn.execute(select(table.c.tags).where(cond)).scalar_one()
+            conn.execute(update(table).where(cond).values(tags=change(current)))
+
+    # -- paging ----------------------------------------------------------------------------
+
+    def _page(self, query: Any, keys: list[Any], descending: bool, limit: int,
+              after: Sequence[Any] | None, keep: Callable[[Row], bool] | None,
+              ) -> tuple[list[Row], list[Any] | None]:
+        if after is not None:
+            if len(after) != len(keys):
+                raise ValueError("page key does not fit this listing")
+            cmp = tuple_(*keys) < tuple_(*after) if descending else tuple_(*keys) > tuple_(*after)
+            query = query.where(cmp)
+        query = query.order_by(*[k.desc() if descending else k.asc() for k in keys])
+        out: list[Row] = []
+        with self.db.read() as conn:
+            if keep is None:
+                out = list(conn.execute(query.limit(limit + 1)).fetchall())
+            else:
+                for row in conn.execute(query):
+                    if keep(row):
+                        out.append(row)
+                        if len(out) > limit:
+                            break
+        if len(out) <= limit:
+            return out, None
+        out = out[:limit]
+        return out, [getattr(out[-1], k.name) for k in keys]
+
+
+def _require_hub(conn: Connection, name: str) -> Row:
+    row = conn.execute(_HUB_BY_NAME, {"hub": name}).first()
+    if row is None:
+        raise HubNotFound(name)
+    return row
+
+
+def _require_content(conn: Connection, hub: str, content_type: str, name: str,
+                     version: Version) -> Row:
+    args = {"hub": hub, "ctype": content_type, "name": name, "major": version[0],
+            "minor": version[1], "patch": version[2]}
+    row = conn.execute(_CONTENT_VERSION, args).first()
+    if row is None:
+        raise ContentNotFound((hub, content_type, name, version))
+    return row
+
+
+def _tag_target(conn: Connection, target: tuple[str, Any]) -> tuple[Any, Any]:
+    kind, ident = target
+    if kind == "hub":
+        _require_hub(conn, ident)
+        return hubs, hubs.c.name == ident
+    hub, content_type, name, version = ident
+    row = _require_content(conn, hub, content_type, name, version)
+    return hub_contents, hub_contents.c.id == row.id
+
+
+__all__ = [
+    "ContentFilter",
+    "ContentNotFound",
+    "HubExists",
+    "HubFilter",
+    "HubNotEmpty",
+    "HubNotFound",
+    "HubRepository",
+    "QueueFull",
+    "StillImporting",
+    "VersionExists",
+]
