@@ -18,16 +18,41 @@ _ISOLATED_ENV = (
     "AIREGISTRY_MAX_QUEUED_IMPORTS",
     "AIREGISTRY_MAX_CONCURRENT_IMPORTS",
     "AIREGISTRY_JOB_STALE_SECONDS",
+    "AIREGISTRY_JOB_HEARTBEAT_SECONDS",
+    "AIREGISTRY_STORE_URL",
 )
 
 
 @pytest.fixture
-def registry_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def metadata_url() -> str | None:
+    """The metadata database of the test's homes: None is SQLite in the home.
+
+    Suites where the database matters (hub, jobs, SDK) override this with
+    ``metadata_matrix`` to run on SQLite and on a real PostgreSQL.
+    """
+    return None
+
+
+def metadata_matrix(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """Body of a parametrised ``metadata_url``: a fresh migrated PostgreSQL database or None."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("AIREGISTRY_DATABASE_URL", raising=False)
+        return None
+    url = request.getfixturevalue("postgres").new_database()
+    monkeypatch.setenv("AIREGISTRY_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def registry_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  metadata_url: str | None) -> Iterator[Path]:
     """An empty embedded registry in a temporary AIREGISTRY_HOME."""
     from airegistry.home import close_homes
 
     for name in _ISOLATED_ENV:
         monkeypatch.delenv(name, raising=False)
+    if metadata_url:
+        monkeypatch.setenv("AIREGISTRY_DATABASE_URL", metadata_url)
     home = tmp_path / "home"
     monkeypatch.setenv("AIREGISTRY_HOME", str(home))
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -17,6 +17,14 @@ from airegistry.hub.inprocess import make_inprocess_client
 DOC = json.dumps({"SubType": "Other", "Body": "x"})
 
 
+@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+def metadata_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Every hub semantic below holds on SQLite and on a real PostgreSQL."""
+    from tests.conftest import metadata_matrix
+
+    return metadata_matrix(request, monkeypatch)
+
+
 @pytest.fixture
 def home(tmp_path: Path):
     h = Home(tmp_path / "home", start_jobs=False)

@@ -213,3 +213,69 @@ def test_queue_bound_surfaces_as_resource_limit(registry_home: Path, tmp_path: P
         assert exc.value.response["Error"]["Code"] == "ResourceLimitExceeded"
     finally:
         home.close()
+
+
+CHILD_RUNS_JOBS = r"""
+import os, sys, time
+from pathlib import Path
+from airegistry.home import Home, _outcome_values
+from airegistry.jobs.runner import ImportOutcome, JobRunner
+from airegistry.storage.metadata import JobRepository
+
+home = Home(Path(sys.argv[1]), start_jobs=False)
+log = sys.argv[2]
+start = float(sys.argv[3])
+
+def record(ctx):
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, f"{ctx.content.id} {os.getpid()}\n".encode())
+    os.close(fd)
+    time.sleep(0.05)
+    return ImportOutcome("Available")
+
+runner = JobRunner(JobRepository(home.db), {"import_dataset": record}, _outcome_values,
+                   per_hub_limit=3, poll_s=0.01, heartbeat_s=0.5)
+while time.time() < start:
+    time.sleep(0.001)
+runner.start()
+deadline = time.time() + 90
+while time.time() < deadline:
+    depth = runner.queue_depth()
+    if not depth.get("queued") and not depth.get("running"):
+        break
+    time.sleep(0.05)
+runner.stop()
+home.close()
+"""
+
+
+def test_four_processes_claiming_at_once_run_each_job_exactly_once(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home", start_jobs=False)
+    try:
+        client = make_inprocess_client(home.wire, region=home.region)
+        client.create_hub(HubName="hub-a", HubDescription="a")
+        doc = json.dumps({"DatasetS3Bucket": "b", "DatasetS3Prefix": "k.jsonl"})
+        for i in range(24):
+            client.import_hub_content(
+                HubName="hub-a", HubContentType="DataSet", HubContentName=f"d{i}",
+                HubContentVersion="1.0.0", DocumentSchemaVersion="2.0.0",
+                HubContentDocument=doc)
+        log = tmp_path / "runs.log"
+        start = time.time() + 3.0
+        children = [
+            subprocess.Popen([sys.executable, "-c", CHILD_RUNS_JOBS, str(home.path), str(log),
+                              str(start)], env=_child_env(home.path), stderr=subprocess.PIPE,
+                             text=True)
+            for _ in range(4)
+        ]
+        for child in children:
+            _, err = child.communicate(timeout=180)
+            assert child.returncode == 0, err
+        runs = [line.split() for line in log.read_text().splitlines()]
+        ids = [content for content, _ in runs]
+        assert len(ids) == 24 and len(set(ids)) == 24  # every job ran, none twice
+        assert len({pid for _, pid in runs}) > 1  # the work really was shared
+        listed = client.list_hub_contents(HubName="hub-a", HubContentType="DataSet")
+        assert {s["HubContentStatus"] for s in listed["HubContentSummaries"]} == {"Available"}
+    finally:
+        home.close()

@@ -29,10 +29,17 @@ class Backend:
         session.objects.upload_file(path, bucket, key)
 
 
-@pytest.fixture(params=["embedded", "remote"])
+@pytest.fixture(params=["embedded", "remote", "postgresql"])
 def backend(request: pytest.FixtureRequest, registry_home: Path, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    """embedded and remote on SQLite; "postgresql" is embedded over a real PostgreSQL
+    (the server adds nothing database-specific that the remote run does not cover)."""
     if request.param == "embedded":
+        yield Backend("embedded", registry_home)
+        return
+    if request.param == "postgresql":
+        monkeypatch.setenv("AIREGISTRY_DATABASE_URL",
+                           request.getfixturevalue("postgres").new_database())
         yield Backend("embedded", registry_home)
         return
     from airegistry.home import Home

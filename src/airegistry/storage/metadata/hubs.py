@@ -187,24 +187,33 @@ class HubRepository:
         ts = now()
         with self.db.write() as conn:
             _require_hub(conn, hub)
-            if version is None:
-                top = conn.execute(select(func.max(hub_contents.c.v_major)).where(
-                    hub_contents.c.hub_name == hub, hub_contents.c.content_type == content_type,
-                    hub_contents.c.name == name)).scalar()
-                version = ((top or 0) + 1, 0, 0)
             if job_kind:
                 active = conn.execute(select(func.count()).select_from(jobs).where(
                     jobs.c.hub_name == hub, jobs.c.state.in_(ACTIVE_JOB_STATES))).scalar_one()
                 if active >= max_queued:
                     raise QueueFull(active)
-            try:
-                with conn.begin_nested():
-                    result = conn.execute(insert(hub_contents).values(
-                        hub_name=hub, content_type=content_type, name=name,
-                        v_major=version[0], v_minor=version[1], v_patch=version[2],
-                        created_at=ts, modified_at=ts, **values))
-            except IntegrityError:
-                raise VersionExists(version) from None
+            allocate = version is None
+            for _attempt in range(64 if allocate else 1):
+                if allocate:
+                    # Under READ COMMITTED each try sees the versions committed so far; a
+                    # racing insert of the same major blocks us on the unique index until
+                    # it commits, then fails us, and the next try takes the major after it.
+                    top = conn.execute(select(func.max(hub_contents.c.v_major)).where(
+                        hub_contents.c.hub_name == hub,
+                        hub_contents.c.content_type == content_type,
+                        hub_contents.c.name == name)).scalar()
+                    version = ((top or 0) + 1, 0, 0)
+                assert version is not None
+                try:
+                    with conn.begin_nested():
+                        result = conn.execute(insert(hub_contents).values(
+                            hub_name=hub, content_type=content_type, name=name,
+                            v_major=version[0], v_minor=version[1], v_patch=version[2],
+                            created_at=ts, modified_at=ts, **values))
+                    break
+                except IntegrityError:
+                    if not allocate or _attempt == 63:
+                        raise VersionExists(version) from None
             if job_kind:
                 conn.execute(insert(jobs).values(
                     hub_name=hub, content_id=result.inserted_primary_key[0], kind=job_kind,
