@@ -94,7 +94,8 @@ class JobRunner:
         self.stale_s = stale_s
         self.poll_s = poll_s
         self.max_attempts = max_attempts
-        self.host = socket.gethostname()[:100]
+        # Which machine owns a job: replicas on one host (containers) may set distinct names.
+        self.host = (os.environ.get("AIREGISTRY_NODE_NAME") or socket.gethostname())[:100]
         self.token = uuid.uuid4().hex[:12]
         self._wake = threading.Event()
         self._stop = threading.Event()
