@@ -281,7 +281,7 @@ class AIRHubEntity(ABC):
         cls,
         session: Session,
         name: str,
-        document: dict[str, Any],
+        document: dict[str, Any] | str,
         keywords: list[str],
         tags: list[dict[str, str]],
         description: str | None,

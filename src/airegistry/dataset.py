@@ -10,7 +10,6 @@ every row has been checked against the technique.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -20,6 +19,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
+
+import msgspec
 
 from airegistry import keywords as kw
 from airegistry.air_constants import (
@@ -31,6 +32,7 @@ from airegistry.air_hub import normalize_tags
 from airegistry.air_hub_entity import AIRHubEntity, check_name
 from airegistry.dataset_utils import CustomizationTechnique, DataSetMethod
 from airegistry.home import max_dataset_bytes
+from airegistry.hub import documents
 from airegistry.session import Session, resolve_session
 from airegistry.stats_markdown import parse_stats_markdown
 
@@ -120,16 +122,16 @@ class DataSet(AIRHubEntity):
 
     @classmethod
     def _from_description(cls, response: dict, session: Session | None) -> DataSet:
-        document = json.loads(response["HubContentDocument"])
+        document = documents.parse_dataset(response["HubContentDocument"])
         keywords = response.get("HubContentSearchKeywords", [])
-        method = kw.find(keywords, "method:")
-        technique = kw.find(keywords, "customization_technique:")
+        method = kw.find(keywords, documents.METHOD_PREFIX)
+        technique = kw.find(keywords, documents.TECHNIQUE_PREFIX)
         return cls(
             name=response["HubContentName"],
             arn=response["HubContentArn"],
             version=response["HubContentVersion"],
             status=response["HubContentStatus"],
-            source=f"s3://{document['DatasetS3Bucket']}/{document['DatasetS3Prefix']}",
+            source=document.uri,
             description=response.get("HubContentDescription"),
             customization_technique=CustomizationTechnique(technique) if technique else None,
             method=DataSetMethod(method) if method else None,
@@ -143,8 +145,8 @@ class DataSet(AIRHubEntity):
     @classmethod
     def _list_item(cls, summary: dict) -> dict[str, Any]:
         keywords = summary.get("HubContentSearchKeywords", [])
-        method = kw.find(keywords, "method:")
-        technique = kw.find(keywords, "customization_technique:")
+        method = kw.find(keywords, documents.METHOD_PREFIX)
+        technique = kw.find(keywords, documents.TECHNIQUE_PREFIX)
         return {
             "name": summary["HubContentName"],
             "version": summary["HubContentVersion"],
@@ -153,7 +155,7 @@ class DataSet(AIRHubEntity):
             "description": summary.get("HubContentDescription"),
             "created_time": summary.get("CreationTime"),
             "updated_time": summary.get("LastModifiedTime"),
-            "source": kw.find(keywords, "@source:"),
+            "source": kw.find(keywords, documents.SOURCE_PREFIX),
             "method": DataSetMethod(method) if method else None,
             "customization_technique": CustomizationTechnique(technique) if technique else None,
         }
@@ -196,25 +198,23 @@ class DataSet(AIRHubEntity):
             uploaded = (bucket, key)
             method = DataSetMethod.UPLOADED
         uri = f"s3://{bucket}/{key}"
-        keywords = [f"method:{method.value}"]
+        keywords = [documents.METHOD_PREFIX + method.value]
         if technique:
-            keywords.append(f"customization_technique:{technique.value}")
-        source_keyword = kw.keyword("@source:", uri)
+            keywords.append(documents.TECHNIQUE_PREFIX + technique.value)
+        source_keyword = kw.keyword(documents.SOURCE_PREFIX, uri)
         if source_keyword:
             keywords.append(source_keyword)
         if uploaded:
-            keywords.append("@owned:registry")
-        document: dict[str, Any] = {
-            "DatasetType": technique.value.upper() if technique else "GENERIC",
-            "DatasetS3Bucket": bucket,
-            "DatasetS3Prefix": key,
-            "Dependencies": [],
-        }
-        if role:
-            document["DatasetRoleArn"] = role
+            keywords.append(documents.OWNED)
+        document = documents.DatasetDocument(
+            DatasetS3Bucket=bucket,
+            DatasetS3Prefix=key,
+            DatasetType=technique.value.upper() if technique else "GENERIC",
+            DatasetRoleArn=role if role else msgspec.UNSET,
+        )
         try:
             version = cls._import_next_version(
-                session, name, document, keywords, aws_tags, description
+                session, name, documents.encode(document), keywords, aws_tags, description
             )
         except BaseException:
             if uploaded:

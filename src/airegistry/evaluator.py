@@ -26,6 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from airegistry import keywords as kw
@@ -39,8 +40,10 @@ from airegistry.air_constants import (
     HubContentStatus,
 )
 from airegistry.air_hub_entity import AIRHubEntity, check_name, is_not_found
+from airegistry.hub import documents
 from airegistry.runtime.rewards import RewardOutcome, outcome_from_error, outcome_from_payload
 from airegistry.session import Session, resolve_session
+from airegistry.storage.blobs.errors import NoSuchBucket, NoSuchKey
 
 LAMBDA_ARN_PREFIX = "arn:aws:lambda:"
 DEFAULT_BATCH_SIZE = 256
@@ -122,10 +125,8 @@ def _read_s3_text(session: Session, uri: str, limit: int) -> str:
             data = stream.read(limit + 1)
     except ClientError as exc:
         raise ValueError(f"Cannot read evaluator source {uri}: {exc}") from None
-    except Exception as exc:
-        if type(exc).__name__ in ("NoSuchKey", "NoSuchBucket"):
-            raise ValueError(f"Evaluator source {uri} does not exist") from None
-        raise
+    except (NoSuchKey, NoSuchBucket):
+        raise ValueError(f"Evaluator source {uri} does not exist") from None
     if len(data) > limit:
         raise ValueError(f"Evaluator source {uri} is larger than {limit:,} bytes")
     try:
@@ -181,23 +182,22 @@ class Evaluator(AIRHubEntity):
     @classmethod
     def _accepts(cls, response: dict) -> bool:
         try:
-            return json.loads(response["HubContentDocument"]).get("SubType") == EVALUATOR_SUBTYPE
-        except (ValueError, AttributeError):
+            return documents.parse_json_document(response["HubContentDocument"]).is_evaluator
+        except documents.DocumentError:
             return False
 
     @classmethod
     def _from_description(cls, response: dict, session: Session | None) -> Evaluator:
-        document = json.loads(response["HubContentDocument"])
-        content = json.loads(document.get("JsonContent") or "{}")
+        content = documents.parse_json_document(response["HubContentDocument"]).evaluator()
         keywords = response.get("HubContentSearchKeywords", [])
-        method = kw.find(keywords, "method:")
+        method = kw.find(keywords, documents.METHOD_PREFIX)
         return cls(
             name=response["HubContentName"],
             version=response["HubContentVersion"],
             arn=response["HubContentArn"],
-            type=content.get("EvaluatorType"),
+            type=content.EvaluatorType or None,
             method=EvaluatorMethod(method) if method else None,
-            reference=content.get("Reference"),
+            reference=content.Reference,
             status=response["HubContentStatus"],
             created_time=response.get("CreationTime"),
             updated_time=response.get("LastModifiedTime"),
@@ -209,10 +209,10 @@ class Evaluator(AIRHubEntity):
     @classmethod
     def _list_item(cls, summary: dict) -> dict[str, Any] | None:
         keywords = summary.get("HubContentSearchKeywords", [])
-        if f"@subtype:{EVALUATOR_SUBTYPE.lower()}" not in keywords:
+        if documents.SUBTYPE_PREFIX + EVALUATOR_SUBTYPE.lower() not in keywords:
             return None
-        evaluator_type = kw.find(keywords, "@evaluatortype:")
-        method = kw.find(keywords, "method:")
+        evaluator_type = kw.find(keywords, documents.EVALUATOR_TYPE_PREFIX)
+        method = kw.find(keywords, documents.METHOD_PREFIX)
         return {
             "name": summary["HubContentName"],
             "version": summary["HubContentVersion"],
@@ -225,7 +225,7 @@ class Evaluator(AIRHubEntity):
                 evaluator_type or "", evaluator_type
             ),
             "method": EvaluatorMethod(method) if method else None,
-            "reference": kw.find(keywords, "@reference:"),
+            "reference": kw.find(keywords, documents.REFERENCE_PREFIX),
         }
 
     # -- creating ------------------------------------------------------------------------------
@@ -266,21 +266,22 @@ class Evaluator(AIRHubEntity):
         else:
             method = None
             reference = object_uri = cls._store_prompt(session, name, source)
-        content: dict[str, Any] = {"Reference": reference, "EvaluatorType": type}
-        if object_uri:
-            content["ObjectUri"] = object_uri
-        document = {"SubType": EVALUATOR_SUBTYPE, "JsonContent": json.dumps(content)}
-        keywords = [f"@subtype:{EVALUATOR_SUBTYPE.lower()}", f"@evaluatortype:{type.lower()}"]
+        content = documents.EvaluatorContent(
+            Reference=reference, EvaluatorType=type,
+            ObjectUri=object_uri if object_uri else msgspec.UNSET,
+        )
+        document = documents.encode(documents.evaluator_document(content))
+        keywords = [documents.SUBTYPE_PREFIX + EVALUATOR_SUBTYPE.lower(),
+                    documents.EVALUATOR_TYPE_PREFIX + type.lower()]
         if method is not None:
-            keywords.append(f"method:{method.value}")
-            keywords.append(
-                "@contenttype:byocode" if method is EvaluatorMethod.BYOC else "@contenttype:byolambda"
-            )
-        reference_keyword = kw.keyword("@reference:", reference)
+            keywords.append(documents.METHOD_PREFIX + method.value)
+            keywords.append(documents.CONTENT_KIND_PREFIX
+                            + ("byocode" if method is EvaluatorMethod.BYOC else "byolambda"))
+        reference_keyword = kw.keyword(documents.REFERENCE_PREFIX, reference)
         if reference_keyword:
             keywords.append(reference_keyword)
         if object_uri:
-            keywords.append("@owned:registry")
+            keywords.append(documents.OWNED)
         try:
             version = cls._import_next_version(session, name, document, keywords, [], description)
         except BaseException:

@@ -17,15 +17,14 @@ which consumes the iterator, discards the partial upload instead of committing i
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from airegistry.server import sigv4
+from airegistry.storage import checksums as ck
+from airegistry.storage.blobs.errors import BlobStoreError
 
 #: A chunk header line ("<hex>;chunk-signature=<64 hex>") is never longer than this.
 MAX_HEADER_LINE = 4096
@@ -44,105 +43,32 @@ class ChunkedDecodeError(Exception):
 
 
 # -- checksums ---------------------------------------------------------------------------
+# One checksum module for the whole registry (storage/checksums.py, awscrt's kernels);
+# this adapter only adds the base64 rendering the trailer comparison needs.
+
+SUPPORTED_CHECKSUMS = ck.ALGORITHMS
 
 
-class Checksum(Protocol):
-    def update(self, data: bytes) -> None: ...
+class Checksum:
+    """A running S3 flexible checksum whose value is compared in S3's base64 form."""
 
-    def b64(self) -> str: ...
+    def __init__(self, algorithm: str) -> None:
+        self._running = ck.new_checksum(algorithm)
 
-
-class _Crc32:
-    def __init__(self) -> None:
-        self._v = 0
-
-    def update(self, data: bytes) -> None:
-        self._v = zlib.crc32(data, self._v)
-
-    def b64(self) -> str:
-        return base64.b64encode(self._v.to_bytes(4, "big")).decode()
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C_TABLE: list[int] | None = None
-
-
-def _crc32c_py(data: bytes, crc: int) -> int:
-    """Pure-Python CRC32C fallback, only used when awscrt is not installed."""
-    global _CRC32C_TABLE
-    if _CRC32C_TABLE is None:
-        _CRC32C_TABLE = _crc32c_table()
-    table = _CRC32C_TABLE
-    c = crc ^ 0xFFFFFFFF
-    for b in data:
-        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-class _CrcCrt:
-    def __init__(self, fn_name: str, width: int) -> None:
-        self._v = 0
-        self._width = width
-        self._fn = None
-        try:
-            from awscrt import checksums
-
-            self._fn = getattr(checksums, fn_name)
-        except ImportError:
-            if fn_name != "crc32c":
-                raise
-        self._name = fn_name
-
-    def update(self, data: bytes) -> None:
-        if self._fn is not None:
-            self._v = self._fn(data, self._v)
-        else:
-            self._v = _crc32c_py(data, self._v)
+    def update(self, data: bytes | memoryview) -> None:
+        self._running.update(data)
 
     def b64(self) -> str:
-        return base64.b64encode(self._v.to_bytes(self._width, "big")).decode()
-
-
-class _Hash:
-    def __init__(self, name: str) -> None:
-        self._h = hashlib.new(name)
-
-    def update(self, data: bytes) -> None:
-        self._h.update(data)
-
-    def b64(self) -> str:
-        return base64.b64encode(self._h.digest()).decode()
-
-
-SUPPORTED_CHECKSUMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+        return ck.b64(self._running.digest())
 
 
 def new_checksum(algorithm: str) -> Checksum:
     """A running checksum for one of S3's flexible-checksum algorithms."""
-    alg = algorithm.upper()
-    if alg == "CRC32":
-        return _Crc32()
-    if alg == "CRC32C":
-        return _CrcCrt("crc32c", 4)
-    if alg == "CRC64NVME":
-        try:
-            return _CrcCrt("crc64nvme", 8)
-        except ImportError:
-            raise ChunkedDecodeError(
-                "InvalidRequest", "CRC64NVME checksums need awscrt installed on the server"
-            ) from None
-    if alg in ("SHA1", "SHA256"):
-        return _Hash(alg.lower())
-    raise ChunkedDecodeError("InvalidRequest", f"Unsupported checksum algorithm {algorithm!r}")
+    try:
+        return Checksum(algorithm)
+    except BlobStoreError:
+        raise ChunkedDecodeError(
+            "InvalidRequest", f"Unsupported checksum algorithm {algorithm!r}") from None
 
 
 def checksum_header_algorithm(header_name: str) -> str | None:
