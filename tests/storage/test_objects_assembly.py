@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from airegistry.storage.blobs import errors as E
-from airegistry.storage.blobs.fs import FileBlobStore, container, multipart, writer
+from airegistry.storage.blobs.fs import FileBlobStore, assembly, container, writer
 from airegistry.storage.blobs.fs.container import BLOCK_SIZE
 
 MIN = 64
@@ -35,7 +35,7 @@ def store(tmp_path: Path) -> FileBlobStore:
 @pytest.fixture
 def small_assembly_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Several read steps per part, so the read-ahead pipeline crosses part boundaries."""
-    monkeypatch.setattr(multipart, "ASSEMBLE_CHUNK", 2 * BLOCK_SIZE)
+    monkeypatch.setattr(assembly, "ASSEMBLE_CHUNK", 2 * BLOCK_SIZE)
 
 
 def _data(n: int, seed: int) -> bytes:
@@ -219,7 +219,7 @@ def test_writes_fall_back_to_normal_io(
 ) -> None:
     if mode == "no-o-direct":
         monkeypatch.setattr(writer, "set_direct", lambda fd, on: False)
-        monkeypatch.setattr(multipart, "set_direct", lambda fd, on: False)
+        monkeypatch.setattr(assembly, "set_direct", lambda fd, on: False)
     else:
         _refuse_direct_io(monkeypatch)
     body = _data(writer.HASH_CHUNK + 5, 15)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -26,12 +25,13 @@ from airegistry.air_constants import DATASET_HUB_CONTENT_TYPE, EVALUATOR_HUB_CON
 from airegistry.hub import documents
 from airegistry.hub.botocore_model import OperationError
 from airegistry.hub.pages import PageTokens, filter_fingerprint
+from airegistry.hub.tags import HubTags
+from airegistry.hub.versions import format_version, parse_version, to_epoch
 from airegistry.storage.metadata import hubs as repo_errors
-from airegistry.storage.metadata.hubs import ContentFilter, HubFilter, HubRepository, Version
+from airegistry.storage.metadata.hubs import ContentFilter, HubFilter, HubRepository
 
 Handler = Callable[[dict], dict]
 
-_VERSION_RE = re.compile(r"^(\d{1,4})\.(\d{1,4})\.(\d{1,4})$")
 _HUB_ARN_RE = re.compile(r"^arn:[a-z0-9-.]{1,63}:sagemaker:[\w-]+:(\d{12}|aws):hub/(.+)$")
 
 # Content types whose import runs a job; everything else is available at once.
@@ -45,30 +45,6 @@ MAX_FAILURE_REASON = 1024
 MAX_MARKDOWN = 170_391
 
 _decode_json = msgspec.json.decode
-
-
-def parse_version(value: str, field: str = "HubContentVersion") -> Version:
-    """Versions are compared numerically; the model's pattern lets any character separate them."""
-    match = _VERSION_RE.match(value)
-    if not match:
-        raise OperationError(
-            "ValidationException",
-            f"Value '{value}' at '{field}' is not a version of the form MAJOR.MINOR.PATCH "
-            "(for example 1.0.0)",
-        )
-    return int(match[1]), int(match[2]), int(match[3])
-
-
-def format_version(parts: tuple[int, int, int]) -> str:
-    return f"{parts[0]}.{parts[1]}.{parts[2]}"
-
-
-def to_epoch(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
 
 
 def import_result_values(status: str, failure_reason: str | None = None,
@@ -101,6 +77,7 @@ class HubService:
         on_content_deleted: Callable[[str, str], None] | None = None,
     ) -> None:
         self.repo = repository
+        self.tags = HubTags(repository, account_id=account_id, region=region)
         self.account_id = account_id
         self.region = region
         self._tokens = PageTokens(token_secret)
@@ -123,9 +100,9 @@ class HubService:
             "ListHubContentVersions": self.list_hub_content_versions,
             "UpdateHubContent": self.update_hub_content,
             "DeleteHubContent": self.delete_hub_content,
-            "AddTags": self.add_tags,
-            "ListTags": self.list_tags,
-            "DeleteTags": self.delete_tags,
+            "AddTags": self.tags.add_tags,
+            "ListTags": self.tags.list_tags,
+            "DeleteTags": self.tags.delete_tags,
         }
 
     # -- ARNs and errors ----------------------------------------------------------------------
@@ -477,51 +454,6 @@ class HubService:
             ) from None
         if orphan is not None and self.on_content_deleted:
             self.on_content_deleted(*orphan)
-        return {}
-
-    # -- tags ------------------------------------------------------------------------------
-
-    def _tag_target(self, arn: str) -> tuple[str, Any]:
-        prefix = f"arn:aws:sagemaker:{self.region}:{self.account_id}:"
-        if arn.startswith(prefix + "hub/"):
-            return "hub", arn[len(prefix) + 4 :]
-        if arn.startswith(prefix + "hub-content/"):
-            parts = arn[len(prefix) + 12 :].split("/")
-            if len(parts) == 4:
-                return "content", (parts[0], parts[1], parts[2], parse_version(parts[3]))
-        raise OperationError("ResourceNotFound", f"Resource {arn} does not exist.")
-
-    def _tags_call(self, arn: str, call: Callable[[tuple[str, Any]], Any]) -> Any:
-        target = self._tag_target(arn)
-        try:
-            return call(target)
-        except repo_errors.HubNotFound as exc:
-            raise self._no_hub(exc.args[0]) from None
-        except repo_errors.ContentNotFound:
-            _, (hub, content_type, name, version) = target
-            raise self._no_content(hub, content_type, name, format_version(version)) from None
-
-    def add_tags(self, params: dict) -> dict:
-        def merge(current: str) -> str:
-            merged = {t["Key"]: t.get("Value", "") for t in json.loads(current)}
-            merged.update({t["Key"]: t.get("Value", "") for t in params["Tags"]})
-            if len(merged) > 50:
-                raise OperationError("ValidationException", "A resource can have at most 50 tags.")
-            return json.dumps([{"Key": k, "Value": v} for k, v in merged.items()])
-
-        self._tags_call(params["ResourceArn"], lambda t: self.repo.change_tags(t, merge))
-        return {"Tags": params["Tags"]}
-
-    def list_tags(self, params: dict) -> dict:
-        return {"Tags": json.loads(self._tags_call(params["ResourceArn"], self.repo.get_tags))}
-
-    def delete_tags(self, params: dict) -> dict:
-        drop = set(params["TagKeys"])
-
-        def remove(current: str) -> str:
-            return json.dumps([t for t in json.loads(current) if t["Key"] not in drop])
-
-        self._tags_call(params["ResourceArn"], lambda t: self.repo.change_tags(t, remove))
         return {}
 
 

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 
 import anyio
 
-from airegistry.server import sigv4
+from airegistry.server import sigv2, sigv4
 from airegistry.server.asgi import (
     BodyReader,
     BodyTooLarge,
@@ -45,12 +45,12 @@ from airegistry.server.asgi import (
     send_response,
 )
 from airegistry.server.auth import AuthConfig
-from airegistry.server.iam import IAM_NS, handle_iam
+from airegistry.server.errors import AUTH_CODES, family, send_protocol_error
+from airegistry.server.iam import handle_iam
 from airegistry.server.logging import log_access
 from airegistry.server.metrics import Metrics
 from airegistry.server.s3 import S3Config, S3Handler
-from airegistry.server.s3_xml import error_document
-from airegistry.server.sts import STS_NS, handle_sts, query_error
+from airegistry.server.sts import handle_sts
 from airegistry.storage.blobs import BlobStore
 from airegistry.storage.blobs.errors import StoreUnavailable
 from airegistry.storage.metadata import DatabaseUnavailable
@@ -106,68 +106,6 @@ class ServerOptions:
     max_object_size: int = 5 * 1024**3
     max_api_body: int = DEFAULT_MAX_API_BODY
     sagemaker_threads: int = DEFAULT_SAGEMAKER_THREADS
-
-
-# -- protocol-specific error rendering ----------------------------------------------------
-
-_AUTH_CODES: dict[str, dict[sigv4.AuthFailure, tuple[str, int]]] = {
-    "s3": {
-        sigv4.AuthFailure.MISSING: ("AccessDenied", 403),
-        sigv4.AuthFailure.MALFORMED: ("AuthorizationHeaderMalformed", 400),
-        sigv4.AuthFailure.UNKNOWN_KEY: ("InvalidAccessKeyId", 403),
-        sigv4.AuthFailure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
-        sigv4.AuthFailure.SKEWED: ("RequestTimeTooSkewed", 403),
-        sigv4.AuthFailure.EXPIRED: ("AccessDenied", 403),
-    },
-    "json": {
-        sigv4.AuthFailure.MISSING: ("MissingAuthenticationTokenException", 403),
-        sigv4.AuthFailure.MALFORMED: ("IncompleteSignatureException", 400),
-        sigv4.AuthFailure.UNKNOWN_KEY: ("UnrecognizedClientException", 403),
-        sigv4.AuthFailure.BAD_SIGNATURE: ("InvalidSignatureException", 403),
-        sigv4.AuthFailure.SKEWED: ("InvalidSignatureException", 403),
-        sigv4.AuthFailure.EXPIRED: ("InvalidSignatureException", 403),
-    },
-    "query": {
-        sigv4.AuthFailure.MISSING: ("MissingAuthenticationToken", 403),
-        sigv4.AuthFailure.MALFORMED: ("IncompleteSignature", 400),
-        sigv4.AuthFailure.UNKNOWN_KEY: ("InvalidClientTokenId", 403),
-        sigv4.AuthFailure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
-        sigv4.AuthFailure.SKEWED: ("SignatureDoesNotMatch", 403),
-        sigv4.AuthFailure.EXPIRED: ("ExpiredToken", 403),
-    },
-}
-
-
-def _family(service: str) -> str:
-    if service == "s3":
-        return "s3"
-    if service in ("sts", "iam"):
-        return "query"
-    return "json"
-
-
-async def send_protocol_error(send: Send, ctx: RequestContext, service: str, code: str,
-                              message: str, status: int) -> None:
-    """An error in the wire format of ``service`` (S3 XML, AWS JSON, or query XML)."""
-    ctx.error_code = code
-    family = _family(service)
-    rid = ctx.request_id
-    head = ctx.method == "HEAD"
-    if family == "s3":
-        body = error_document(code, message, ctx.path, rid)
-        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", rid)]
-    elif family == "query":
-        ns = IAM_NS if service == "iam" else STS_NS
-        body = query_error(ns, code, message, rid)
-        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)]
-    else:
-        ctype = "application/json" if service == "lambda" else "application/x-amz-json-1.1"
-        doc: dict[str, str] = {"__type": code, "message": message}
-        if service == "lambda":
-            doc["Type"] = "User"
-        body = json.dumps(doc).encode()
-        headers = [("Content-Type", ctype), ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", code)]
-    await send_response(send, ctx, status, headers, body, head=head)
 
 
 # -- the application ----------------------------------------------------------------------
@@ -338,8 +276,8 @@ class AiRegistryApp:
         else:
             payload_hash = hashlib.sha256(body or b"").hexdigest()
         try:
-            if service == "s3" and sigv4.is_v2_signed(ctx.headers, ctx.query):
-                return sigv4.verify_s3_v2(
+            if service == "s3" and sigv2.is_v2_signed(ctx.headers, ctx.query):
+                return sigv2.verify_s3_v2(
                     method=ctx.method, resource_paths=self.s3.v2_resource_paths(ctx),
                     raw_query=ctx.raw_query, header_pairs=ctx.header_pairs,
                     lookup_secret=self.auth.lookup,
@@ -365,7 +303,7 @@ class AiRegistryApp:
 
     async def _auth_error(self, ctx: RequestContext, send: Send, service: str,
                           exc: sigv4.SigV4Error) -> None:
-        code, status = _AUTH_CODES[_family(service)][exc.kind]
+        code, status = AUTH_CODES[family(service)][exc.kind]
         if service == "s3" and exc.kind is sigv4.AuthFailure.MALFORMED \
                 and "authorization" not in ctx.headers:
             code = "AuthorizationQueryParametersError"
@@ -421,7 +359,7 @@ class AiRegistryApp:
                 return await self._read_limited(reader, limit)
             except BodyTooLarge:
                 too_big = True
-        code = "RequestEntityTooLargeException" if _family(service) == "json" else "RequestEntityTooLarge"
+        code = "RequestEntityTooLargeException" if family(service) == "json" else "RequestEntityTooLarge"
         await send_protocol_error(send, ctx, service, code,
                                   f"Request must be smaller than {limit} bytes", 413)
         return None

@@ -9,11 +9,6 @@ committed.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -31,39 +26,26 @@ from airegistry.server.asgi import (
     send_response,
 )
 from airegistry.server.chunked import (
-    AwsChunkedDecoder,
     ChunkedDecodeError,
-    ChunkSigning,
-    checksum_header_algorithm,
-    new_checksum,
+)
+from airegistry.server.s3_requests import (
+    S3Config,
+    apply_response_overrides,
+    body_plan,
+    etag_in,
+    object_headers,
+    parse_range,
+    read_small_body,
+    split_bucket_key,
+    user_metadata,
+    virtual_host_bucket,
 )
 from airegistry.server.s3_xml import S3Error
 from airegistry.storage.blobs import BlobStore
 from airegistry.storage.blobs.errors import BlobStoreError
 
-#: Above this many bytes of metadata headers S3 answers MetadataTooLarge.
-MAX_METADATA_BYTES = 2048
 GET_CHUNK = 1 << 20
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _PRECONDITION_HEADERS = ("if-match", "if-none-match")
-
-
-@dataclass
-class S3Config:
-    """Addressing and limits for the S3 endpoint."""
-
-    region: str = "us-east-1"
-    owner_id: str = "000000000000"
-    #: Host names under which ``<bucket>.<base>`` means virtual-host-style addressing.
-    virtual_host_bases: tuple[str, ...] = ("s3.localhost", "localhost")
-    #: Largest single PutObject / UploadPart body accepted (bytes).
-    max_object_size: int = 5 * 1024**3
-    #: Largest XML request body (DeleteObjects, CompleteMultipartUpload).
-    max_xml_body: int = s3_xml.MAX_XML_BODY
-    #: Worker threads reserved for streaming uploads. An upload holds a thread for as
-    #: long as the client takes to send its body, so uploads get their own pool: slow
-    #: uploaders cannot starve short operations (and SageMaker calls) of threads.
-    upload_threads: int = 64
 
 
 def _store_error(exc: Exception) -> S3Error | None:
@@ -72,102 +54,6 @@ def _store_error(exc: Exception) -> S3Error | None:
         return S3Error(exc.code, exc.message or exc.code, exc.status,
                        **{k: str(v) for k, v in exc.details.items()})
     return None
-
-
-def virtual_host_bucket(ctx: RequestContext, config: S3Config) -> str | None:
-    """The bucket named by a ``<bucket>.<base>`` Host header, or None for path style."""
-    host = ctx.headers.get("host", "").strip().lower()
-    hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host
-    bases = sorted(set(config.virtual_host_bases), key=len, reverse=True)
-    for base in bases:
-        suffix = "." + base.lower()
-        if hostname.endswith(suffix) and len(hostname) > len(suffix):
-            return hostname[: -len(suffix)]
-    return None
-
-
-def split_bucket_key(ctx: RequestContext, config: S3Config) -> tuple[str | None, str | None]:
-    """Bucket and key from virtual-host or path-style addressing, keys percent-decoded."""
-    try:
-        path = unquote_to_bytes(ctx.raw_path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise S3Error("InvalidURI", "The request path is not valid UTF-8") from None
-    bucket = virtual_host_bucket(ctx, config)
-    if bucket is not None:
-        key = path[1:] if path.startswith("/") else path
-        return bucket, key or None
-    trimmed = path[1:] if path.startswith("/") else path
-    if not trimmed:
-        return None, None
-    bucket, _, key = trimmed.partition("/")
-    return bucket, key or None
-
-
-def _metadata(ctx: RequestContext) -> dict[str, str]:
-    meta = {k[len("x-amz-meta-"):]: v for k, v in ctx.headers.items() if k.startswith("x-amz-meta-")}
-    if sum(len(k) + len(v) for k, v in meta.items()) > MAX_METADATA_BYTES:
-        raise S3Error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed size")
-    return meta
-
-
-def _object_headers(info: Any, *, checksum_mode: bool) -> list[tuple[str, str]]:
-    headers = [
-        ("ETag", s3_xml.quoted_etag(info.etag)),
-        ("Last-Modified", s3_xml.http_date(info.last_modified)),
-        ("Content-Type", info.content_type or "binary/octet-stream"),
-        ("Accept-Ranges", "bytes"),
-    ]
-    for k, v in (info.metadata or {}).items():
-        headers.append((f"x-amz-meta-{k}", v))
-    if checksum_mode:
-        for alg, val in (getattr(info, "checksums", None) or {}).items():
-            headers.append((f"x-amz-checksum-{alg.lower()}", val))
-            if "-" in val:
-                headers.append(("x-amz-checksum-type", "COMPOSITE"))
-    return headers
-
-
-_RESPONSE_OVERRIDES = {
-    "response-content-type": "Content-Type",
-    "response-content-language": "Content-Language",
-    "response-expires": "Expires",
-    "response-cache-control": "Cache-Control",
-    "response-content-disposition": "Content-Disposition",
-    "response-content-encoding": "Content-Encoding",
-}
-
-
-def _apply_response_overrides(ctx: RequestContext,
-                              headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """GetObject's ``response-*`` query parameters replace the matching response headers
-    (how presigned download links set a file name or type)."""
-    overrides = {_RESPONSE_OVERRIDES[k]: v for k, v in ctx.query if k in _RESPONSE_OVERRIDES}
-    if not overrides:
-        return headers
-    lowered = {k.lower() for k in overrides}
-    kept = [(k, v) for k, v in headers if k.lower() not in lowered]
-    return kept + list(overrides.items())
-
-
-def _etag_in(condition: str, etag: str) -> bool:
-    wanted = [c.strip().strip('"').lower() for c in condition.split(",") if c.strip()]
-    return any(c in ("*", etag.lower()) for c in wanted)
-
-
-def parse_range(value: str | None) -> tuple[str, int, int | None] | None:
-    """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n``; None means "ignore the header"."""
-    if not value:
-        return None
-    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", value)
-    if not m or (not m.group(1) and not m.group(2)):
-        return None  # S3 ignores unparseable or multi-range headers and returns the object
-    if not m.group(1):
-        return ("suffix", int(m.group(2)), None)
-    first = int(m.group(1))
-    last = int(m.group(2)) if m.group(2) else None
-    if last is not None and last < first:
-        return None
-    return ("range", first, last)
 
 
 class S3Handler:
@@ -249,7 +135,7 @@ class S3Handler:
             raise S3Error("NotImplemented", f"Bucket subresource {unsupported[0]!r} is not implemented", 501)
         if m == "PUT":
             ctx.operation = "CreateBucket"
-            body = await self._read_small(reader, ctx)
+            body = await read_small_body(reader, ctx, self.config.max_xml_body)
             if body.strip():
                 s3_xml.parse_xml(body, "CreateBucketConfiguration")
             info = await run_sync(self.objects.create_bucket, bucket)
@@ -327,44 +213,6 @@ class S3Handler:
         await send_response(send, ctx, status, self._base_headers(ctx) + [
             ("Content-Type", "application/xml")] + (extra or []), body)
 
-    async def _read_small(self, reader: BodyReader, ctx: RequestContext) -> bytes:
-        length = ctx.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.config.max_xml_body:
-            raise S3Error("MalformedXML", f"Request body is larger than {self.config.max_xml_body} bytes")
-        body = bytearray()
-        while True:
-            chunk = await reader.read_chunk()
-            if not chunk:
-                break
-            body.extend(chunk)
-            if len(body) > self.config.max_xml_body:
-                raise S3Error("MalformedXML", f"Request body is larger than {self.config.max_xml_body} bytes")
-        data = bytes(body)
-        if "aws-chunked" in ctx.headers.get("content-encoding", ""):
-            decoder = AwsChunkedDecoder(signing=None, expect_trailer=None, decoded_length=None)
-            data = b"".join(decoder.decode([data]))
-        md5 = ctx.headers.get("content-md5")
-        if md5 is not None:
-            import hashlib
-
-            if base64.b64encode(hashlib.md5(data).digest()).decode() != md5.strip():
-                raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
-        for name, value in ctx.headers.items():
-            alg = checksum_header_algorithm(name)
-            if alg is not None:
-                running = new_checksum(alg)
-                running.update(data)
-                if running.b64() != value.strip():
-                    raise S3Error("BadDigest", f"The {alg} you specified did not match the calculated checksum.")
-        sha = ctx.headers.get("x-amz-content-sha256")
-        if sha and _HEX64.match(sha):
-            import hashlib
-
-            if hashlib.sha256(data).hexdigest() != sha.lower():
-                raise S3Error("XAmzContentSHA256Mismatch",
-                              "The provided 'x-amz-content-sha256' header does not match what was computed.")
-        return data
-
     def _delete_quietly(self, bucket: str, key: str) -> None:
         # DeleteObject on a missing key succeeds on S3 (204); the bucket must exist.
         try:
@@ -374,78 +222,11 @@ class S3Handler:
             if err is None or err.code != "NoSuchKey":
                 raise
 
-    # -- upload body pipeline ------------------------------------------------------------
-
-    def _body_plan(self, ctx: RequestContext, reader: BodyReader,
-                   verified: sigv4.VerifiedRequest | None) -> tuple[Iterator[bytes | memoryview], dict[str, Any], AwsChunkedDecoder | None]:
-        """The body iterator for the store plus the digests the store must verify."""
-        h = ctx.headers
-        length_txt = h.get("content-length")
-        if length_txt is not None:
-            if not length_txt.isdigit():
-                raise S3Error("InvalidArgument", f"Content-Length {length_txt!r} is not a number")
-            # aws-chunked framing adds some bytes; the decoded size is capped below.
-            framing_slack = 0 if "aws-chunked" not in h.get("content-encoding", "") else 1 << 20
-            if int(length_txt) > self.config.max_object_size + framing_slack:
-                raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-        elif h.get("transfer-encoding", "").lower() != "chunked":
-            raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
-        kwargs: dict[str, Any] = {}
-        md5 = h.get("content-md5")
-        if md5 is not None:
-            try:
-                raw = base64.b64decode(md5.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                raw = b""
-            if len(raw) != 16:
-                raise S3Error("InvalidDigest", "The Content-MD5 you specified is not valid.")
-            kwargs["content_md5"] = md5.strip()
-        payload = (verified.payload_hash if verified else h.get("x-amz-content-sha256", "")) or ""
-        if _HEX64.match(payload):
-            kwargs["sha256_hex"] = payload.lower()
-        # Flexible checksum sent as a header (boto3's default over plain HTTP).
-        header_checksum = None
-        for name, value in h.items():
-            alg = checksum_header_algorithm(name)
-            if alg is not None:
-                header_checksum = (alg, value.strip())
-        source = reader.sync_iter()
-        decoder = None
-        encoding = h.get("content-encoding", "")
-        streaming = payload in sigv4.STREAMING_PAYLOADS
-        if "aws-chunked" in encoding or streaming:
-            decoded_txt = h.get("x-amz-decoded-content-length")
-            decoded = int(decoded_txt) if decoded_txt and decoded_txt.isdigit() else None
-            if decoded is not None and decoded > self.config.max_object_size:
-                raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-            signing = None
-            # verified is None only when the server runs with --no-auth: chunk
-            # signatures are then framing to skip, like the request signature itself.
-            if payload in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER) and verified:
-                signing = ChunkSigning(verified.signing_key, verified.amz_date, verified.scope,
-                                       verified.signature)
-            trailer = h.get("x-amz-trailer")
-            decoder = AwsChunkedDecoder(signing=signing, expect_trailer=trailer,
-                                        decoded_length=decoded,
-                                        max_size=self.config.max_object_size)
-            if decoder.result.algorithm is not None:
-                kwargs["checksum"] = (decoder.result.algorithm, None)
-            body: Iterator[bytes | memoryview] = decoder.decode(source)
-        else:
-            body = _capped(source, self.config.max_object_size)
-        if header_checksum is not None and "checksum" not in kwargs:
-            kwargs["checksum"] = header_checksum
-        elif "checksum" not in kwargs:
-            alg = h.get("x-amz-checksum-algorithm") or h.get("x-amz-sdk-checksum-algorithm")
-            if alg and alg.upper() in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
-                kwargs["checksum"] = (alg.upper(), None)
-        return body, kwargs, decoder
-
     async def put_object(self, ctx: RequestContext, reader: BodyReader, send: Send,
                          verified: sigv4.VerifiedRequest | None, bucket: str, key: str) -> None:
-        body, kwargs, _ = self._body_plan(ctx, reader, verified)
+        body, kwargs, _ = body_plan(ctx, reader, verified, self.config.max_object_size)
         await self._check_write_preconditions(ctx, bucket, key)
-        metadata = _metadata(ctx)
+        metadata = user_metadata(ctx)
         async with reader.prefetching():
             info = await run_sync(lambda: self.objects.put_object(
                 bucket, key, body, content_type=ctx.headers.get("content-type"),
@@ -474,7 +255,7 @@ class S3Handler:
         num_txt = ctx.query_value("partNumber") or ""
         if not num_txt.isdigit() or not 1 <= int(num_txt) <= 10000:
             raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
-        body, kwargs, _ = self._body_plan(ctx, reader, verified)
+        body, kwargs, _ = body_plan(ctx, reader, verified, self.config.max_object_size)
         async with reader.prefetching():
             part = await run_sync(lambda: self.objects.upload_part(
                 bucket, key, upload_id, int(num_txt), body, **kwargs),
@@ -497,13 +278,13 @@ class S3Handler:
         if_match = h.get("if-match")
         if head or (rng is not None and rng[0] == "suffix") or "if-none-match" in h:
             info = await run_sync(self.objects.head_object, bucket, key)
-            if if_match is not None and not _etag_in(if_match, info.etag):
+            if if_match is not None and not etag_in(if_match, info.etag):
                 raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
             inm = h.get("if-none-match")
-            if inm is not None and _etag_in(inm, info.etag):
+            if inm is not None and etag_in(inm, info.etag):
                 return await send_response(send, ctx, 304, [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))], head=True)
             if head:
-                headers = self._base_headers(ctx) + _object_headers(info, checksum_mode=checksum_mode)
+                headers = self._base_headers(ctx) + object_headers(info, checksum_mode=checksum_mode)
                 headers.append(("Content-Length", str(info.size)))
                 return await send_response(send, ctx, 200, headers, head=True)
             if rng is not None and rng[0] == "suffix":
@@ -514,7 +295,7 @@ class S3Handler:
         info, stream = await run_sync(lambda: self.objects.open_object(
             bucket, key, byte_range=byte_range, if_match=if_match))
         try:
-            headers = _apply_response_overrides(ctx, self._base_headers(ctx) + _object_headers(
+            headers = apply_response_overrides(ctx, self._base_headers(ctx) + object_headers(
                 info, checksum_mode=checksum_mode and byte_range is None))
             content_range = getattr(stream, "content_range", None)
             length = getattr(stream, "content_length", info.size)
@@ -616,7 +397,7 @@ class S3Handler:
 
     async def delete_objects(self, ctx: RequestContext, reader: BodyReader, send: Send,
                              bucket: str) -> None:
-        keys, quiet = s3_xml.parse_delete_objects(await self._read_small(reader, ctx))
+        keys, quiet = s3_xml.parse_delete_objects(await read_small_body(reader, ctx, self.config.max_xml_body))
         await run_sync(self.objects.head_bucket, bucket)
 
         def work() -> tuple[list[str], list[tuple[str, str, str]]]:
@@ -650,7 +431,7 @@ class S3Handler:
             raise S3Error("InvalidArgument", "Unknown metadata directive.")
         if directive == "COPY" and src_bucket == bucket and src_key == key:
             raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.")
-        metadata = _metadata(ctx) if directive == "REPLACE" else None
+        metadata = user_metadata(ctx) if directive == "REPLACE" else None
         content_type = ctx.headers.get("content-type") if directive == "REPLACE" else None
         if_match = ctx.headers.get("x-amz-copy-source-if-match")
         if if_match is not None:
@@ -666,14 +447,14 @@ class S3Handler:
         if alg is not None and alg.upper() not in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
             raise S3Error("InvalidRequest", f"Checksum algorithm {alg!r} is not supported")
         upload_id = await run_sync(lambda: self.objects.create_multipart_upload(
-            bucket, key, content_type=ctx.headers.get("content-type"), metadata=_metadata(ctx),
+            bucket, key, content_type=ctx.headers.get("content-type"), metadata=user_metadata(ctx),
             checksum_algorithm=alg.upper() if alg else None))
         extra = [("x-amz-checksum-algorithm", alg.upper())] if alg else []
         await self._xml(send, ctx, s3_xml.initiate_multipart(bucket, key, upload_id), extra=extra)
 
     async def complete_multipart(self, ctx: RequestContext, reader: BodyReader, send: Send,
                                  bucket: str, key: str, upload_id: str) -> None:
-        parts = s3_xml.parse_complete_multipart(await self._read_small(reader, ctx))
+        parts = s3_xml.parse_complete_multipart(await read_small_body(reader, ctx, self.config.max_xml_body))
         info = await run_sync(lambda: self.objects.complete_multipart_upload(
             bucket, key, upload_id, parts))
         location = f"/{bucket}/{key}"
@@ -687,15 +468,6 @@ async def _drain(reader: BodyReader, ctx: RequestContext) -> None:
     if reader.consumed == 0 and ctx.headers.get("expect", "").lower() == "100-continue":
         return
     await reader.drain()
-
-
-def _capped(source: Iterator[bytes | memoryview], limit: int) -> Iterator[bytes | memoryview]:
-    total = 0
-    for piece in source:
-        total += len(piece)
-        if total > limit:
-            raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-        yield piece
 
 
 _UNSUPPORTED_BUCKET_SUBRESOURCES = frozenset({
