@@ -32,6 +32,7 @@ from airegistry.jobs.imports import (
 from airegistry.jobs.runner import ImportOutcome, JobRunner
 from airegistry.storage.blobs import STORE_URL_ENV, BlobStore, open_blob_store
 from airegistry.storage.blobs.errors import BlobStoreError
+from airegistry.storage.blobs.fs import FileBlobStore
 from airegistry.storage.metadata import (
     DATABASE_URL_ENV,
     Database,
@@ -158,7 +159,9 @@ class Home:
     def functions(self) -> FunctionService:
         from airegistry.runtime.functions import FunctionService
 
-        hidden = (self.path,) + ((Path(self.objects.root),) if hasattr(self.objects, "root") else ())
+        hidden = (self.path,)
+        if isinstance(self.objects, FileBlobStore):  # a store outside the home: hide it too
+            hidden += (self.objects.root,)
         return FunctionService(
             FunctionRepository(self.db), self.objects, account_id=self.account_id,
             region=self.region, code_bucket=self.registry_bucket,

@@ -80,3 +80,45 @@ def test_access_denied_is_reported_as_such(s3_store) -> None:
     with pytest.raises(E.AccessDenied, match="refused the registry's credentials"):
         s3_store.put_object("bkt", "k", b"x")
     assert not s3_store.exists("bkt", "k")
+
+
+@pytest.fixture
+def s3_home(moto_s3, monkeypatch, registry_home):
+    """An embedded registry whose blob store is an S3 bucket (moto)."""
+    s3_env(monkeypatch, moto_s3)
+    bucket = moto_s3.new_bucket()
+    monkeypatch.setenv("AIREGISTRY_STORE_URL", f"s3://{bucket}/reg")
+    return bucket
+
+
+def _real_keys(moto_s3, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in moto_s3.client().list_objects_v2(
+        Bucket=bucket).get("Contents", []))
+
+
+def test_registry_owned_objects_are_collected_with_their_last_version(
+        s3_home, moto_s3, write_jsonl) -> None:
+    from airegistry.dataset import DataSet
+
+    path = write_jsonl("train.jsonl", [{"prompt": "p", "completion": "c"}])
+    ds = DataSet.create("gc-me", str(path), "sft")
+    assert ds.status == "Available" and ds.stats["rows"] == 1
+    stored = [k for k in _real_keys(moto_s3, s3_home) if "/objects/" in k]
+    assert len(stored) == 1 and stored[0].endswith("/train.jsonl")
+    assert DataSet.delete_by_name("gc-me")
+    assert [k for k in _real_keys(moto_s3, s3_home) if "/objects/" in k] == []
+
+
+def test_a_bucket_gone_mid_life_fails_the_create_and_stores_no_version(
+        s3_home, moto_s3, write_jsonl) -> None:
+    from airegistry.dataset import DataSet
+
+    path = write_jsonl("train.jsonl", [{"prompt": "p", "completion": "c"}])
+    DataSet.create("first", str(path), "sft")
+    raw = moto_s3.client()
+    for key in _real_keys(moto_s3, s3_home):
+        raw.delete_object(Bucket=s3_home, Key=key)
+    raw.delete_bucket(Bucket=s3_home)
+    with pytest.raises(E.StoreUnavailable, match="does not exist"):
+        DataSet.create("second", str(path), "sft")
+    assert [item["name"] for item in DataSet.list()["items"]] == ["first"]

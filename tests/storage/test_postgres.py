@@ -82,3 +82,30 @@ def test_connection_lost_mid_request_is_503_and_writes_nothing(postgres, tmp_pat
             assert conn.execute(select(func.count()).select_from(jobs)).scalar() == 0
     finally:
         home.close()
+
+
+def test_server_refuses_to_start_on_a_database_that_is_down(postgres, tmp_path, monkeypatch,
+                                                           capsys) -> None:
+    from airegistry.cli.main import main
+
+    url = postgres.url("registry", password="hunter2-pw").replace(
+        f":{postgres.port}/", f":{free_port()}/")
+    monkeypatch.setenv("AIREGISTRY_DATABASE_URL", url)
+    code = main(["server", "--home", str(tmp_path / "home"), "--port", str(free_port())])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "PostgreSQL database 'registry' on 127.0.0.1" in err and "hunter2-pw" not in err
+
+
+def test_point_reads_leave_the_event_loop_on_a_networked_database(postgres, tmp_path) -> None:
+    from airegistry.server.compose import build_services
+
+    networked = Home(tmp_path / "pg", database_url=postgres.new_database(), start_jobs=False)
+    local = Home(tmp_path / "sqlite", start_jobs=False)
+    try:
+        assert build_services(networked).inline_point_reads is False
+        assert build_services(local).inline_point_reads is True
+        assert networked.shares_state and not local.shares_state
+    finally:
+        networked.close()
+        local.close()
