@@ -95,7 +95,8 @@ class Home:
         self.path.mkdir(parents=True, exist_ok=True)
         url = database_url or os.environ.get(DATABASE_URL_ENV)
         self.db = Database(url or f"sqlite:///{self.path / 'registry.db'}")
-        self.db.check()  # a database that is down fails here, naming host and database
+        # The first read (the schema revision) is where a database that is down fails,
+        # with DatabaseUnavailable naming host and database.
         migrate(self.db, lock_path=self.path / ".migrate.lock")
         self.settings = SettingsRepository(self.db)
         self.region = region or default_region()

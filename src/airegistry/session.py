@@ -159,7 +159,8 @@ _default_lock = threading.Lock()
 def _env_signature() -> tuple:
     keys = (
         "AIREGISTRY_ENDPOINT_URL", "AIREGISTRY_BACKEND", "AIREGISTRY_HOME", "AWS_REGION",
-        "AWS_DEFAULT_REGION", "AIREGISTRY_HUB_NAME", "AIREGISTRY_BUCKET", "AIREGISTRY_DATABASE_URL", "AIREGISTRY_STORE_URL",
+        "AWS_DEFAULT_REGION", "AIREGISTRY_HUB_NAME", "AIREGISTRY_BUCKET", "AIREGISTRY_DATABASE_URL",
+        "AIREGISTRY_STORE_URL",
     )
     return (os.getpid(), *(os.environ.get(k) for k in keys))
 
