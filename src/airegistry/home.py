@@ -94,7 +94,8 @@ class Home:
         self.path = path.expanduser().resolve()
         self.path.mkdir(parents=True, exist_ok=True)
         url = database_url or os.environ.get(DATABASE_URL_ENV)
-        self.db = Database(url or f"sqlite:///{self.path / 'registry.db'}")
+        self.db = Database(url or f"sqlite:///{self.path / 'registry.db'}",
+                           pool_size=int(os.environ.get("AIREGISTRY_DATABASE_POOL_SIZE", "10")))
         # The first read (the schema revision) is where a database that is down fails,
         # with DatabaseUnavailable naming host and database.
         migrate(self.db, lock_path=self.path / ".migrate.lock")
