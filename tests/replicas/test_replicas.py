@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -45,6 +45,7 @@ class Cluster:
     env: dict[str, str]
     access_key: str
     secret_key: str
+    replicas: list[Replica] = field(default_factory=list)
 
     def start(self, replica: Replica) -> Replica:
         log = open(replica.home.parent / f"{replica.name}.log", "ab")  # noqa: SIM115
@@ -105,12 +106,10 @@ def cluster(postgres, moto_s3, tmp_path: Path) -> Iterator[Cluster]:
     assert "metadata store" in out.stdout and "PostgreSQL" in out.stdout
     lines = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
     made = Cluster(database_url, env, lines["AWS_ACCESS_KEY_ID"], lines["AWS_SECRET_ACCESS_KEY"])
-    replicas: list[Replica] = []
-    made.replicas = replicas  # type: ignore[attr-defined]
     try:
         yield made
     finally:
-        for replica in made.replicas:  # type: ignore[attr-defined]
+        for replica in made.replicas:
             if replica.proc is not None and replica.proc.poll() is None:
                 made.kill(replica)
 
@@ -118,7 +117,7 @@ def cluster(postgres, moto_s3, tmp_path: Path) -> Iterator[Cluster]:
 def _replica(cluster: Cluster, tmp_path: Path, name: str) -> Replica:
     replica = Replica(name, tmp_path / name / "home", free_port())
     replica.home.mkdir(parents=True, exist_ok=True)
-    cluster.replicas.append(replica)  # type: ignore[attr-defined]
+    cluster.replicas.append(replica)
     return cluster.start(replica)
 
 
