@@ -85,7 +85,7 @@ def test_function_lifecycle(clients: dict[str, Any]) -> None:
 
 def test_function_errors(clients: dict[str, Any]) -> None:
     lam = clients["lambda"]
-    common = {"Runtime": "python3.12", "Role": "arn:aws:iam::1:role/r",
+    common = {"Runtime": "python3.12", "Role": "arn:aws:iam::123456789012:role/r",
               "Handler": "lambda_function.lambda_handler"}
     with pytest.raises(ClientError) as exc:
         lam.create_function(FunctionName="no-module", Code={"ZipFile": b"not a zip"}, **common)
@@ -145,7 +145,7 @@ def test_home_path_is_not_reachable_from_function_workers(clients: dict[str, Any
         "               or k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')]\n"
         "    return {'found': found, 'env': secrets}\n"
     )
-    lam.create_function(FunctionName="probe", Runtime="python3.12", Role="arn:aws:iam::1:role/r",
+    lam.create_function(FunctionName="probe", Runtime="python3.12", Role="arn:aws:iam::123456789012:role/r",
                         Handler="lambda_function.lambda_handler", Code={"ZipFile": package(probe)})
     import os
 

@@ -195,7 +195,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
                 "    time.sleep(event.get('sleep', 0))\n"
                 "    return {'reward': 1.0}\n",
             )
-        lam.create_function(FunctionName="slow", Runtime="python3.12", Role="arn:aws:iam::1:role/x",
+        lam.create_function(FunctionName="slow", Runtime="python3.12", Role="arn:aws:iam::123456789012:role/x",
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": code.getvalue()})
         lam.invoke(FunctionName="slow", Payload=b"{}")  # warm the pool
         result: dict = {}

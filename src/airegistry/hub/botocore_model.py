@@ -1,4 +1,4 @@
-"""The SageMaker service model as airegistry's API contract, and request validation.
+"""AWS service models as airegistry's API contract, and request validation.
 
 botocore's ``sagemaker`` model is the contract every backend honours: the embedded
 client, the server and AWS itself. boto3 checks only part of it client side (types,
@@ -8,35 +8,17 @@ JSON endpoint) must be refused exactly where AWS would refuse it, otherwise code
 works against airegistry breaks against AWS -- or a hostile name such as ``../x``
 reaches the storage layer. ``validate_params`` therefore runs botocore's own
 ``ParamValidator`` first and then the constraints the service enforces: maximum
-lengths and values, enum membership and the model's regular expressions.
-
-AWS evaluates those patterns as Java regular expressions over the whole value
-(``String.matches``). Python's ``re`` differs in ways that matter here, so each
-pattern is translated once (``java_pattern``):
-
-* the pattern must match the entire value (``re.fullmatch``);
-* ``.`` does not match line terminators (``\\n``, ``\\r``, U+0085, U+2028, U+2029), so a
-  member whose pattern is ``.*`` refuses multi-line values, as AWS does;
-* ``\\w``, ``\\d``, ``\\s`` are ASCII-only;
-* ``\\p{L}``-style Unicode categories and POSIX classes (``\\p{Alnum}``) are expanded to
-  explicit ranges computed from ``unicodedata``;
-* a ``\\uD800\\uDC00`` surrogate pair inside a class is one supplementary code point.
-
-A pattern that uses Java syntax the translator does not know is logged once and not
-enforced (the length, enum and type checks still apply) rather than breaking every
-request of that operation; the test suite checks that every pattern of the current
-model translates.
+lengths and values, enum membership and the model's regular expressions (Java
+patterns, translated by ``java_patterns``). ``validate_input`` does the same for the
+input shape of any service model (the server's Lambda wire uses the ``lambda`` one).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import os
-import re
 import threading
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,12 +26,16 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.validate import ParamValidator
 
+from airegistry.hub.java_patterns import displayed_pattern, java_pattern
+
 __all__ = [
     "OperationError",
     "isolated_botocore_session",
     "java_pattern",
     "operation_model",
     "sagemaker_model",
+    "service_model",
+    "validate_input",
     "validate_params",
 ]
 
@@ -109,19 +95,23 @@ def isolated_botocore_session() -> botocore.session.Session:
 
 
 _MODEL_LOCK = threading.Lock()
-_MODEL: ServiceModel | None = None
+_MODELS: dict[str, ServiceModel] = {}
+
+
+def service_model(name: str) -> ServiceModel:
+    """botocore's model of service ``name``, loaded once per process (it is ~100 ms)."""
+    model = _MODELS.get(name)
+    if model is None:
+        with _MODEL_LOCK:
+            model = _MODELS.get(name)
+            if model is None:
+                model = _MODELS[name] = isolated_botocore_session().get_service_model(name)
+    return model
 
 
 def sagemaker_model() -> ServiceModel:
-    """botocore's ``sagemaker`` service model, loaded once per process (it is ~100 ms)."""
-    global _MODEL
-    model = _MODEL
-    if model is None:
-        with _MODEL_LOCK:
-            if _MODEL is None:
-                _MODEL = isolated_botocore_session().get_service_model(SERVICE_NAME)
-            model = _MODEL
-    return model
+    """botocore's ``sagemaker`` service model."""
+    return service_model(SERVICE_NAME)
 
 
 @functools.cache
@@ -134,207 +124,6 @@ def operation_model(operation: str) -> OperationModel:
     if operation not in _operation_names():
         raise OperationError("UnknownOperationException", f"Operation {operation} is not supported")
     return sagemaker_model().operation_model(operation)
-
-
-# ------------------------------------------------------------------ Java patterns
-
-_LINE_TERMINATORS = "\\n\\r\\x85\\u2028\\u2029"
-_JAVA_DOT = f"[^{_LINE_TERMINATORS}]"
-
-_POSIX_CLASSES: dict[str, str] = {
-    "Lower": "a-z",
-    "Upper": "A-Z",
-    "ASCII": "\\x00-\\x7f",
-    "Alpha": "a-zA-Z",
-    "Digit": "0-9",
-    "Alnum": "a-zA-Z0-9",
-    "Punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
-    "Graph": "\\x21-\\x7e",
-    "Print": "\\x20-\\x7e",
-    "Blank": " \\t",
-    "Cntrl": "\\x00-\\x1f\\x7f",
-    "XDigit": "0-9a-fA-F",
-    "Space": " \\t\\n\\x0b\\f\\r",
-}
-
-_CATEGORY_LOCK = threading.Lock()
-_CATEGORY_RANGES: dict[str, list[tuple[int, int]]] | None = None
-
-
-def _category_ranges() -> dict[str, list[tuple[int, int]]]:
-    """Code point ranges of every Unicode general category (one pass, ~0.3 s, once)."""
-    global _CATEGORY_RANGES
-    if _CATEGORY_RANGES is None:
-        with _CATEGORY_LOCK:
-            if _CATEGORY_RANGES is None:
-                ranges: dict[str, list[tuple[int, int]]] = {}
-                categories = map(unicodedata.category, map(chr, range(0x110000)))
-                start = 0
-                for category, group in itertools.groupby(categories):
-                    size = sum(1 for _ in group)
-                    ranges.setdefault(category, []).append((start, start + size - 1))
-                    start += size
-                _CATEGORY_RANGES = ranges
-    return _CATEGORY_RANGES
-
-
-def _code_point_escape(cp: int) -> str:
-    return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
-
-
-@functools.cache
-def _property_class_body(name: str) -> str:
-    """The inside of a character class equivalent to Java's ``\\p{name}``."""
-    if name in _POSIX_CLASSES:
-        return _POSIX_CLASSES[name]
-    key = name[2:] if name.startswith("Is") and len(name) <= 4 else name
-    all_ranges = _category_ranges()
-    if len(key) == 1 and key.isupper():
-        selected = [r for cat, rs in all_ranges.items() if cat[0] == key for r in rs]
-    elif len(key) == 2 and key in all_ranges:
-        selected = list(all_ranges[key])
-    elif len(key) == 2 and key[0].isupper() and key[1].islower():
-        selected = []  # a valid category with no code points in this Unicode version
-    else:
-        raise _UnsupportedPattern(f"unsupported Unicode property \\p{{{name}}}")
-    if not selected:
-        raise _UnsupportedPattern(f"Unicode property \\p{{{name}}} matches nothing")
-    selected.sort()
-    parts = []
-    for lo, hi in selected:
-        parts.append(
-            _code_point_escape(lo) if lo == hi else f"{_code_point_escape(lo)}-{_code_point_escape(hi)}"
-        )
-    return "".join(parts)
-
-
-class _UnsupportedPattern(ValueError):
-    """A Java regex construct the translator cannot express in Python's ``re``."""
-
-
-_UNSUPPORTED_ESCAPES = frozenset("QERXhHvVZGNk")
-
-
-def _read_property(pattern: str, i: int) -> tuple[str, int]:
-    """Parse the name after ``\\p``/``\\P`` at ``pattern[i]``; returns (name, next index)."""
-    if i < len(pattern) and pattern[i] == "{":
-        end = pattern.find("}", i)
-        if end < 0:
-            raise _UnsupportedPattern("unterminated \\p{...}")
-        return pattern[i + 1 : end], end + 1
-    if i < len(pattern):
-        return pattern[i], i + 1
-    raise _UnsupportedPattern("dangling \\p")
-
-
-def _read_unicode_escape(pattern: str, i: int) -> tuple[int, int]:
-    """Parse ``\\uXXXX`` (``pattern[i]`` is the ``u``), joining a surrogate pair."""
-    hexdigits = pattern[i + 1 : i + 5]
-    if len(hexdigits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in hexdigits):
-        raise _UnsupportedPattern("malformed \\u escape")
-    cp = int(hexdigits, 16)
-    nxt = i + 5
-    if 0xD800 <= cp <= 0xDBFF and pattern.startswith("\\u", nxt):
-        low_digits = pattern[nxt + 2 : nxt + 6]
-        if len(low_digits) == 4 and all(c in "0123456789abcdefABCDEF" for c in low_digits):
-            low = int(low_digits, 16)
-            if 0xDC00 <= low <= 0xDFFF:
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00)
-                nxt += 6
-    return cp, nxt
-
-
-def _translate(pattern: str) -> str:
-    out: list[str] = []
-    i = 0
-    n = len(pattern)
-    in_class = False
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            if i + 1 >= n:
-                raise _UnsupportedPattern("trailing backslash")
-            e = pattern[i + 1]
-            if e in "pP":
-                name, i = _read_property(pattern, i + 2)
-                body = _property_class_body(name)
-                if in_class:
-                    if e == "P":
-                        raise _UnsupportedPattern("\\P{...} inside a character class")
-                    out.append(body)
-                else:
-                    out.append(f"[{'^' if e == 'P' else ''}{body}]")
-                continue
-            if e == "u":
-                cp, i = _read_unicode_escape(pattern, i + 1)
-                out.append(_code_point_escape(cp))
-                continue
-            if e == "x" and i + 2 < n and pattern[i + 2] == "{":
-                raise _UnsupportedPattern("\\x{...} escape")
-            if e == "z":
-                out.append("\\Z")
-                i += 2
-                continue
-            if e in _UNSUPPORTED_ESCAPES:
-                raise _UnsupportedPattern(f"\\{e} escape")
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if in_class:
-            if c == "[":
-                raise _UnsupportedPattern("nested character class")
-            if c == "&" and pattern.startswith("&&", i):
-                raise _UnsupportedPattern("character class intersection")
-            if c == "]":
-                in_class = False
-            out.append(c)
-            i += 1
-            continue
-        if c == "[":
-            in_class = True
-            out.append(c)
-            i += 1
-            if i < n and pattern[i] == "^":
-                out.append("^")
-                i += 1
-            continue
-        if c == ".":
-            out.append(_JAVA_DOT)
-            i += 1
-            continue
-        if c == "$":
-            # Java accepts a quantifier on the end anchor (``...${1,128}`` occurs in the
-            # model); {n,m} with n >= 1 means the anchor itself, n == 0 means optional.
-            m = re.match(r"\{(\d+)(?:,(\d*))?\}", pattern[i + 1 :])
-            if m:
-                if int(m.group(1)) >= 1:
-                    out.append("$")
-                i += 1 + m.end()
-                continue
-            out.append("$")
-            i += 1
-            continue
-        out.append(c)
-        i += 1
-    if in_class:
-        raise _UnsupportedPattern("unterminated character class")
-    return "".join(out)
-
-
-@functools.cache
-def java_pattern(pattern: str) -> re.Pattern[str] | None:
-    """Compile a service-model (Java) pattern for ``fullmatch``; ``None`` if untranslatable."""
-    try:
-        return re.compile(_translate(pattern), re.ASCII)
-    except (_UnsupportedPattern, re.error) as exc:
-        logger.warning("service-model pattern %r is not enforced: %s", pattern, exc)
-        return None
-
-
-def _displayed_pattern(pattern: str) -> str:
-    """The pattern as AWS prints it in messages: anchored."""
-    shown = pattern if pattern.startswith("^") else "^" + pattern
-    return shown if shown.endswith("$") else shown + "$"
 
 
 # ------------------------------------------------------------------ validation
@@ -442,7 +231,7 @@ def _check(value: Any, shape: Shape, path: str, errors: _Violations) -> None:
                     value,
                     path,
                     "Member must satisfy regular expression pattern: "
-                    + _displayed_pattern(pattern),
+                    + displayed_pattern(pattern),
                 )
         return
     if kind in ("integer", "long", "float", "double"):
@@ -477,8 +266,17 @@ def validate_params(operation: str, params: dict) -> None:
     values, enums, patterns, valid Unicode). Raises ``UnknownOperationException`` for an
     operation SageMaker does not have.
     """
-    op = operation_model(operation)
-    shape = op.input_shape
+    validate_input(operation, operation_model(operation).input_shape, params)
+
+
+def validate_input(operation: str, shape: Shape | None, params: Any, *,
+                   type_error_code: str = "ValidationException") -> None:
+    """Refuse ``params`` that break ``shape`` (an operation's input shape, of any service).
+
+    What botocore's ``ParamValidator`` reports (unknown or missing members, wrong types)
+    is ``type_error_code``; a broken constraint (length, value range, enum, pattern,
+    valid Unicode) is ``ValidationException``, with AWS's message.
+    """
     if shape is None:
         if params:
             raise OperationError(
@@ -487,13 +285,13 @@ def validate_params(operation: str, params: dict) -> None:
         return
     if not isinstance(params, Mapping):
         raise OperationError(
-            "ValidationException",
+            type_error_code,
             f"Parameters of {operation} must be a JSON object, got {type(params).__name__}",
         )
     report = _validator.validate(params, shape)
     if report.has_errors():
         text = _truncate(report.generate_report(), _MAX_REPORT_CHARS)
-        raise OperationError("ValidationException", f"Parameter validation failed:\n{text}")
+        raise OperationError(type_error_code, f"Parameter validation failed:\n{text}")
     errors = _Violations()
     _check(params, shape, "", errors)
     if errors.items:

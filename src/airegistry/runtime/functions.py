@@ -61,6 +61,50 @@ def lambda_error(code: str, message: str, status: int, operation: str) -> Client
     )
 
 
+_ENV_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
+#: Lambda's limit on a function's environment variables, names and values together.
+MAX_ENVIRONMENT_BYTES = 4096
+
+
+def checked_configuration(operation: str, environment: Any, **strings: Any) -> dict[str, str]:
+    """The environment variables of a create/update, refusing what would be stored unreadable.
+
+    The wire checks the whole ``lambda`` model first; this guards the embedded callers:
+    ``strings`` (Description, Role, ...) must be strings, ``Environment`` a
+    ``{"Variables": {name: value}}`` whose names are Lambda's (``[a-zA-Z][a-zA-Z0-9_]+``)
+    and whose values hold no NUL, so every later Invoke can set them.
+    """
+    for field, value in strings.items():
+        if not isinstance(value, str):
+            raise lambda_error("InvalidParameterValueException",
+                               f"{field} must be a string, got {type(value).__name__}", 400,
+                               operation)
+    if environment is None:
+        return {}
+    variables = environment.get("Variables", {}) if isinstance(environment, dict) else None
+    if not isinstance(variables, dict):
+        raise lambda_error("InvalidParameterValueException",
+                           "Environment must look like {'Variables': {'NAME': 'value'}}", 400,
+                           operation)
+    size = 0
+    for name, value in variables.items():
+        try:
+            if not _ENV_NAME_RE.match(name) or "\x00" in value:
+                raise ValueError(name)
+            size += len(name.encode()) + len(value.encode("utf-8"))
+        except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) included
+            raise lambda_error(
+                "InvalidParameterValueException",
+                f"Environment variable {str(name)[:64]!r} needs a name matching "
+                "[a-zA-Z][a-zA-Z0-9_]+ and a UTF-8 string value without NUL", 400,
+                operation) from None
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise lambda_error("InvalidParameterValueException",
+                           f"Environment variables take {size} bytes; the limit is "
+                           f"{MAX_ENVIRONMENT_BYTES}", 400, operation)
+    return dict(variables)
+
+
 def _iso(ts: float) -> str:
     """Lambda reports LastModified as an ISO-8601 string with milliseconds and offset."""
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
@@ -190,7 +234,14 @@ class FunctionService:
     def _code_bytes(self, code: dict[str, Any], operation: str) -> bytes:
         if "ZipFile" in code:
             data = code["ZipFile"]
-            return data if isinstance(data, bytes) else base64.b64decode(data)
+            if isinstance(data, (bytes, bytearray)):
+                return bytes(data)
+            try:
+                return base64.b64decode(data, validate=True)
+            except (TypeError, ValueError):
+                raise lambda_error("InvalidParameterValueException",
+                                   "ZipFile must be the bytes of a zip (or their base64)", 400,
+                                   operation) from None
         if "S3Bucket" in code and "S3Key" in code:
             try:
                 return self.objects.read_bytes(code["S3Bucket"], code["S3Key"])
@@ -265,6 +316,11 @@ class FunctionService:
     ) -> dict[str, Any]:
         op = "CreateFunction"
         name = self._name(FunctionName, op)
+        variables = checked_configuration(op, Environment, Role=Role, Runtime=Runtime,
+                                          Handler=Handler, Description=Description)
+        if not isinstance(Code, dict):
+            raise lambda_error("InvalidParameterValueException", "Code must be a structure",
+                               400, op)
         if Runtime not in SUPPORTED_RUNTIMES:
             raise lambda_error(
                 "InvalidParameterValueException",
@@ -288,7 +344,7 @@ class FunctionService:
                 description=Description,
                 timeout=int(Timeout),
                 memory_size=int(MemorySize),
-                environment=json.dumps((Environment or {}).get("Variables", {})),
+                environment=json.dumps(variables),
                 code_bucket=self.code_bucket,
                 code_key=key,
                 code_sha256=sha_b64,

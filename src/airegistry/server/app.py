@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ from airegistry.server.asgi import (
     RequestContext,
     Scope,
     Send,
+    ascii_int,
     run_sync,
     send_response,
 )
@@ -352,8 +354,8 @@ class AiRegistryApp:
     async def _read_api_body(self, ctx: RequestContext, reader: BodyReader, send: Send,
                              service: str) -> bytes | None:
         limit = self.options.max_api_body
-        length = ctx.headers.get("content-length", "")
-        too_big = length.isdigit() and int(length) > limit
+        length = ascii_int(ctx.headers.get("content-length"))
+        too_big = length is not None and length > limit
         if not too_big:
             try:
                 return await self._read_limited(reader, limit)
@@ -386,7 +388,7 @@ class AiRegistryApp:
 
     async def _sagemaker(self, ctx: RequestContext, send: Send, body: bytes) -> None:
         target = ctx.headers.get("x-amz-target")
-        ctx.operation = target.split(".", 1)[-1] if target else "Unknown"
+        ctx.operation = operation_label("sagemaker", target.split(".", 1)[-1] if target else "")
         if self.services.sagemaker is None:
             return await send_protocol_error(send, ctx, "sagemaker", "UnknownOperationException",
                                              "SageMaker is not served by this endpoint", 400)
@@ -439,7 +441,7 @@ class AiRegistryApp:
                 return await send_protocol_error(send, ctx, service, "MalformedQueryString",
                                                  "Request body is not valid UTF-8", 400)
         action = params.get("Action")
-        ctx.operation = action or "Unknown"
+        ctx.operation = operation_label(service, action or "")
         if service == "sts":
             status, out = handle_sts(action, account_id=self.services.account_id,
                                      access_key=ctx.access_key, request_id=ctx.request_id)
@@ -450,6 +452,19 @@ class AiRegistryApp:
             ctx.error_code = "AccessDenied" if status == 403 else "InvalidAction"
         await send_response(send, ctx, status, [("Content-Type", "text/xml"),
                                                 ("x-amzn-RequestId", ctx.request_id)], out)
+
+
+@functools.cache
+def _model_operations(service: str) -> frozenset[str]:
+    from airegistry.hub.botocore_model import service_model
+
+    return frozenset(service_model(service).operation_names)
+
+
+def operation_label(service: str, operation: str) -> str:
+    """The operation as metrics and the access log name it: one of the service model's
+    operations, or ``Unknown`` (so bogus targets cannot grow ``/metrics`` without bound)."""
+    return operation if operation in _model_operations(service) else "Unknown"
 
 
 def _claimed_key(ctx: RequestContext) -> str | None:

@@ -46,6 +46,22 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+#: Most digits a decimal header or query value may have: 19 covers every 64-bit size.
+MAX_DECIMAL_DIGITS = 19
+
+
+def ascii_int(text: str | None) -> int | None:
+    """A non-negative decimal written in ASCII digits only, or None.
+
+    ``str.isdigit`` is true for ``"²"`` and other Unicode digits that ``int`` refuses, and
+    ``int`` refuses (ValueError) more than 4,300 digits, so wire values are checked here.
+    """
+    if text is None or not 0 < len(text) <= MAX_DECIMAL_DIGITS or not text.isascii() \
+            or not text.isdigit():
+        return None
+    return int(text)
+
+
 def new_request_id() -> str:
     return secrets.token_hex(8).upper()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import string
 import tempfile
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Protocol
 
 KEYS_FILE_NAME = "server-keys.json"
+#: What an access key id can be (IAM's own rule, up to the settings key's length): anything
+#: else is unknown without a lookup, so no odd byte ever reaches the metadata store.
+_KEY_ID_RE = re.compile(r"[\w+=,.@-]{1,100}", re.ASCII)
 KEYS_ENV = "AIREGISTRY_SERVER_KEYS"
 
 _ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -147,6 +151,8 @@ class AuthConfig:
 
     def lookup(self, access_key_id: str) -> str | None:
         secret = self.keys.get(access_key_id)
+        if secret is None and not _KEY_ID_RE.fullmatch(access_key_id):
+            return None
         if secret is None and self.keys_file is not None:
             # Keys created while the server runs (another `--create-key`) are picked
             # up without a restart; the file is small, so re-reading on a miss is cheap.

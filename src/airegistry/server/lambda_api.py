@@ -3,6 +3,14 @@
 Only translation lives here: path and headers to keyword arguments, the service's
 boto3-shaped results and ``ClientError``s back to Lambda's status codes, headers and
 bodies. Authentication and access logging happen in the enclosing app.
+
+Every request is checked against botocore's ``lambda`` service model before the
+service sees it, as AWS checks it: a member of the wrong JSON type (``ZipFile: 123``,
+``Environment: "x"``) is ``InvalidRequestContentException``, a broken constraint (an
+environment variable named ``A=B``, a 300-character description, an unknown runtime)
+is ``ValidationException``, both 400. An Invoke payload must be JSON that can be
+handed to a function: valid UTF-8 without lone surrogates, nested at most
+``MAX_PAYLOAD_DEPTH`` deep.
 """
 
 from __future__ import annotations
@@ -14,15 +22,21 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
+import msgspec
 from botocore.exceptions import ClientError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from airegistry.server.asgi import run_sync
+from airegistry.hub.botocore_model import OperationError, service_model, validate_input
+from airegistry.server.asgi import ascii_int, run_sync
 
 PREFIX = "/2015-03-31/functions"
+#: Deepest nesting of an Invoke payload: well inside what the runtime's encoders handle.
+MAX_PAYLOAD_DEPTH = 256
+
+_TYPE_ERROR = "InvalidRequestContentException"
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -48,26 +62,81 @@ def _from_client_error(exc: ClientError) -> Response:
     return _error(str(err.get("Code", "ServiceException")), str(err.get("Message", "")), int(status))
 
 
-async def _body_json(request: Request) -> dict[str, Any] | Response:
+class _Refused(Exception):
+    """A request refused before it reaches the service; carries the response."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _check(operation: str, params: dict[str, Any]) -> None:
+    """Refuse ``params`` that break the ``lambda`` model's input shape of ``operation``."""
+    shape = service_model("lambda").operation_model(operation).input_shape
+    try:
+        validate_input(operation, shape, params, type_error_code=_TYPE_ERROR)
+    except OperationError as exc:
+        raise _Refused(_error(exc.code, exc.message, 400)) from None
+
+
+async def _body_json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError:
-        return _error("InvalidRequestContentException", "Could not parse request body into json", 400)
+    except (ValueError, RecursionError):
+        raise _Refused(_error(_TYPE_ERROR, "Could not parse request body into json", 400)) from None
     if not isinstance(value, dict):
-        return _error("InvalidRequestContentException", "The request body must be a JSON object", 400)
+        raise _Refused(_error(_TYPE_ERROR, "The request body must be a JSON object", 400))
     return value
 
 
-def _decode_zip(params: dict[str, Any], field: str = "ZipFile") -> Response | None:
+def _decode_zip(params: dict[str, Any], field: str = "ZipFile") -> None:
     if field in params and isinstance(params[field], str):
         try:
             params[field] = base64.b64decode(params[field], validate=True)
         except (binascii.Error, ValueError):
-            return _error("InvalidParameterValueException", f"{field} is not valid base64", 400)
-    return None
+            raise _Refused(_error("InvalidParameterValueException",
+                                  f"{field} is not valid base64", 400)) from None
+
+
+def _check_payload(payload: bytes) -> None:
+    """An Invoke payload is JSON a function can receive: parsed, re-encodable, bounded depth."""
+    if not payload.strip():
+        return
+    try:
+        # msgspec refuses invalid UTF-8 and lone surrogate escapes, which json.loads accepts.
+        event = msgspec.json.decode(payload)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else (
+            f"{exc} (the payload must be UTF-8 JSON without lone surrogates)")
+        raise _Refused(_error(_TYPE_ERROR, f"Could not parse request body into json: {reason}",
+                              400)) from None
+    if _depth_exceeds(event, MAX_PAYLOAD_DEPTH):
+        raise _Refused(_error(
+            _TYPE_ERROR,
+            f"Could not parse request body into json: nested deeper than {MAX_PAYLOAD_DEPTH}",
+            400))
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _name(request: Request) -> str:
+    return unquote(request.path_params["name"])
 
 
 def create_lambda_app(functions: Any) -> Starlette:
@@ -76,83 +145,69 @@ def create_lambda_app(functions: Any) -> Starlette:
     async def call(method: str, **kwargs: Any) -> Any:
         return await run_sync(functools.partial(getattr(functions, method), **kwargs))
 
+    def endpoint(handler: Any) -> Any:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _Refused as refused:
+                return refused.response
+            except ClientError as exc:
+                return _from_client_error(exc)
+        return run
+
     async def create_or_list(request: Request) -> Response:
+        if request.method == "GET":
+            marker = request.query_params.get("Marker")
+            max_text = request.query_params.get("MaxItems")
+            max_items = 50 if max_text is None else ascii_int(max_text)
+            if max_items is None or not 1 <= max_items <= 10000:
+                return _error("InvalidParameterValueException", "MaxItems must be 1-10000", 400)
+            return _json(200, await call("list_functions", Marker=marker, MaxItems=max_items))
+        params = await _body_json(request)
+        _check("CreateFunction", params)
+        _decode_zip(params["Code"])
         try:
-            if request.method == "GET":
-                marker = request.query_params.get("Marker")
-                max_items = int(request.query_params.get("MaxItems", "50"))
-                if not 1 <= max_items <= 10000:
-                    return _error("InvalidParameterValueException", "MaxItems must be 1-10000", 400)
-                return _json(200, await call("list_functions", Marker=marker, MaxItems=max_items))
-            params = await _body_json(request)
-            if isinstance(params, Response):
-                return params
-            code = params.get("Code")
-            if not isinstance(code, dict) or not isinstance(params.get("FunctionName"), str):
-                return _error(
-                    "InvalidParameterValueException", "FunctionName and Code are required", 400
-                )
-            bad = _decode_zip(code)
-            if bad:
-                return bad
             return _json(201, await call("create_function", **params))
-        except ClientError as exc:
-            return _from_client_error(exc)
         except (TypeError, ValueError) as exc:
             return _error("InvalidParameterValueException", str(exc), 400)
 
     async def one(request: Request) -> Response:
-        name = unquote(request.path_params["name"])
-        try:
-            if request.method == "GET":
-                return _json(200, await call("get_function", FunctionName=name))
-            await call("delete_function", FunctionName=name)
-            return Response(status_code=204)
-        except ClientError as exc:
-            return _from_client_error(exc)
+        name = _name(request)
+        _check("GetFunction" if request.method == "GET" else "DeleteFunction",
+               {"FunctionName": name})
+        if request.method == "GET":
+            return _json(200, await call("get_function", FunctionName=name))
+        await call("delete_function", FunctionName=name)
+        return Response(status_code=204)
 
     async def configuration(request: Request) -> Response:
-        try:
-            return _json(
-                200,
-                await call("get_function_configuration", FunctionName=unquote(request.path_params["name"])),
-            )
-        except ClientError as exc:
-            return _from_client_error(exc)
+        name = _name(request)
+        _check("GetFunctionConfiguration", {"FunctionName": name})
+        return _json(200, await call("get_function_configuration", FunctionName=name))
 
     async def code(request: Request) -> Response:
         params = await _body_json(request)
-        if isinstance(params, Response):
-            return params
-        bad = _decode_zip(params)
-        if bad:
-            return bad
-        try:
-            return _json(
-                200,
-                await call(
-                    "update_function_code",
-                    FunctionName=unquote(request.path_params["name"]),
-                    ZipFile=params.get("ZipFile"),
-                    S3Bucket=params.get("S3Bucket"),
-                    S3Key=params.get("S3Key"),
-                ),
-            )
-        except ClientError as exc:
-            return _from_client_error(exc)
+        params["FunctionName"] = _name(request)
+        _check("UpdateFunctionCode", params)
+        _decode_zip(params)
+        return _json(200, await call(
+            "update_function_code", FunctionName=params["FunctionName"],
+            ZipFile=params.get("ZipFile"), S3Bucket=params.get("S3Bucket"),
+            S3Key=params.get("S3Key")))
 
     async def invocations(request: Request) -> Response:
+        params = {"FunctionName": _name(request)}
+        for member, header in (("InvocationType", "x-amz-invocation-type"),
+                               ("LogType", "x-amz-log-type")):
+            if header in request.headers:
+                params[member] = request.headers[header]
+        _check("Invoke", params)
         payload = await request.body()
-        try:
-            result = await call(
-                "invoke",
-                FunctionName=unquote(request.path_params["name"]),
-                Payload=payload,
-                InvocationType=request.headers.get("x-amz-invocation-type", "RequestResponse"),
-                LogType=request.headers.get("x-amz-log-type", "None"),
-            )
-        except ClientError as exc:
-            return _from_client_error(exc)
+        _check_payload(payload)
+        result = await call(
+            "invoke", FunctionName=params["FunctionName"], Payload=payload,
+            InvocationType=params.get("InvocationType", "RequestResponse"),
+            LogType=params.get("LogType", "None"))
         headers = {"X-Amz-Executed-Version": result.get("ExecutedVersion", "$LATEST")}
         if result.get("FunctionError"):
             headers["X-Amz-Function-Error"] = result["FunctionError"]
@@ -166,12 +221,12 @@ def create_lambda_app(functions: Any) -> Starlette:
         )
 
     routes = [
-        Route(PREFIX, create_or_list, methods=["GET", "POST"]),
-        Route(PREFIX + "/", create_or_list, methods=["GET", "POST"]),
-        Route(PREFIX + "/{name}", one, methods=["GET", "DELETE"]),
-        Route(PREFIX + "/{name}/configuration", configuration, methods=["GET"]),
-        Route(PREFIX + "/{name}/code", code, methods=["PUT"]),
-        Route(PREFIX + "/{name}/invocations", invocations, methods=["POST"]),
+        Route(PREFIX, endpoint(create_or_list), methods=["GET", "POST"]),
+        Route(PREFIX + "/", endpoint(create_or_list), methods=["GET", "POST"]),
+        Route(PREFIX + "/{name}", endpoint(one), methods=["GET", "DELETE"]),
+        Route(PREFIX + "/{name}/configuration", endpoint(configuration), methods=["GET"]),
+        Route(PREFIX + "/{name}/code", endpoint(code), methods=["PUT"]),
+        Route(PREFIX + "/{name}/invocations", endpoint(invocations), methods=["POST"]),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -22,6 +22,7 @@ from airegistry.server.asgi import (
     Receive,
     RequestContext,
     Send,
+    ascii_int,
     run_sync,
     send_response,
 )
@@ -252,13 +253,14 @@ class S3Handler:
     async def upload_part(self, ctx: RequestContext, reader: BodyReader, send: Send,
                           verified: sigv4.VerifiedRequest | None, bucket: str, key: str,
                           upload_id: str) -> None:
-        num_txt = ctx.query_value("partNumber") or ""
-        if not num_txt.isdigit() or not 1 <= int(num_txt) <= 10000:
-            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
+        number = ascii_int(ctx.query_value("partNumber"))
+        if number is None or not 1 <= number <= 10000:
+            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
+                          ArgumentName="partNumber")
         body, kwargs, _ = body_plan(ctx, reader, verified, self.config.max_object_size)
         async with reader.prefetching():
             part = await run_sync(lambda: self.objects.upload_part(
-                bucket, key, upload_id, int(num_txt), body, **kwargs),
+                bucket, key, upload_id, number, body, **kwargs),
                 limiter=self.upload_limiter)
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(part.etag))]
         for alg, val in (part.checksums or {}).items():
@@ -353,13 +355,7 @@ class S3Handler:
         enc = ctx.query_value("encoding-type")
         if enc is not None and enc != "url":
             raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
-        mk = ctx.query_value("max-keys")
-        if mk is None:
-            max_keys = 1000
-        elif mk.isdigit():
-            max_keys = min(int(mk), 1000)
-        else:
-            raise S3Error("InvalidArgument", "max-keys must be a non-negative integer")
+        max_keys = _max_items(ctx, "max-keys")
         if v2:
             token = ctx.query_value("continuation-token") or None
             start_after = ctx.query_value("start-after") or None
@@ -382,15 +378,12 @@ class S3Handler:
 
     async def list_parts(self, ctx: RequestContext, send: Send, bucket: str, key: str,
                          upload_id: str) -> None:
-        mp = ctx.query_value("max-parts")
-        marker = ctx.query_value("part-number-marker")
-        if (mp is not None and not mp.isdigit()) or (marker is not None and not marker.isdigit()):
-            raise S3Error("InvalidArgument", "max-parts and part-number-marker must be integers")
+        max_parts = _max_items(ctx, "max-parts")
+        marker = _max_items(ctx, "part-number-marker", default=0, cap=None)
         parts = await run_sync(self.objects.list_parts, bucket, key, upload_id)
         body = s3_xml.list_parts(
             bucket=bucket, key=key, upload_id=upload_id, parts=list(parts),
-            max_parts=min(int(mp), 1000) if mp else 1000, marker=int(marker) if marker else 0,
-            owner_id=self.config.owner_id)
+            max_parts=max_parts, marker=marker, owner_id=self.config.owner_id)
         await self._xml(send, ctx, body)
 
     # -- other writes --------------------------------------------------------------------
@@ -459,6 +452,19 @@ class S3Handler:
             bucket, key, upload_id, parts))
         location = f"/{bucket}/{key}"
         await self._xml(send, ctx, s3_xml.complete_multipart(location, bucket, key, info))
+
+
+def _max_items(ctx: RequestContext, name: str, default: int = 1000,
+               cap: int | None = 1000) -> int:
+    """A non-negative integer query parameter (``max-keys``, ``max-parts``...), capped."""
+    text = ctx.query_value(name)
+    if text is None:
+        return default
+    value = ascii_int(text)
+    if value is None:
+        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
+                      ArgumentName=name, ArgumentValue=text[:64])
+    return value if cap is None else min(value, cap)
 
 
 async def _drain(reader: BodyReader, ctx: RequestContext) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from airegistry.server import s3_xml, sigv4
-from airegistry.server.asgi import BodyReader, RequestContext
+from airegistry.server.asgi import BodyReader, RequestContext, ascii_int
 from airegistry.server.chunked import (
     AwsChunkedDecoder,
     ChunkSigning,
@@ -29,6 +29,7 @@ from airegistry.server.s3_xml import S3Error
 #: Above this many bytes of metadata headers S3 answers MetadataTooLarge.
 MAX_METADATA_BYTES = 2048
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]{0,19})\s*-\s*([0-9]{0,19})\s*", re.ASCII)
 
 
 @dataclass
@@ -85,15 +86,36 @@ def user_metadata(ctx: RequestContext) -> dict[str, str]:
     return meta
 
 
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def stored_header_value(value: str) -> str:
+    """A stored value (metadata, content type) as an HTTP header value.
+
+    Values written through the wire are Latin-1 already; one written in process (the SDK,
+    the embedded store) may hold any character. Such a value is sent the way S3 sends
+    non-ASCII metadata, as an RFC 2047 encoded word, so the response can always be written.
+    """
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        pass
+    else:
+        if not _HEADER_CONTROL.search(value):
+            return value
+    raw = value.encode("utf-8", "surrogateescape")
+    return f"=?UTF-8?B?{base64.b64encode(raw).decode()}?="
+
+
 def object_headers(info: Any, *, checksum_mode: bool) -> list[tuple[str, str]]:
     headers = [
         ("ETag", s3_xml.quoted_etag(info.etag)),
         ("Last-Modified", s3_xml.http_date(info.last_modified)),
-        ("Content-Type", info.content_type or "binary/octet-stream"),
+        ("Content-Type", stored_header_value(info.content_type or "binary/octet-stream")),
         ("Accept-Ranges", "bytes"),
     ]
     for k, v in (info.metadata or {}).items():
-        headers.append((f"x-amz-meta-{k}", v))
+        headers.append((f"x-amz-meta-{k}", stored_header_value(v)))
     if checksum_mode:
         for alg, val in (getattr(info, "checksums", None) or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
@@ -119,6 +141,18 @@ def apply_response_overrides(ctx: RequestContext,
     overrides = {RESPONSE_OVERRIDES[k]: v for k, v in ctx.query if k in RESPONSE_OVERRIDES}
     if not overrides:
         return headers
+    for name, value in ctx.query:
+        if name not in RESPONSE_OVERRIDES:
+            continue
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise S3Error("InvalidArgument",
+                          "Header value cannot be represented using ISO-8859-1.",
+                          ArgumentName=name, ArgumentValue=value[:64]) from None
+        if _HEADER_CONTROL.search(value):
+            raise S3Error("InvalidArgument", f"{name} contains a control character",
+                          ArgumentName=name)
     lowered = {k.lower() for k in overrides}
     kept = [(k, v) for k, v in headers if k.lower() not in lowered]
     return kept + list(overrides.items())
@@ -133,7 +167,7 @@ def parse_range(value: str | None) -> tuple[str, int, int | None] | None:
     """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n``; None means "ignore the header"."""
     if not value:
         return None
-    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", value)
+    m = _RANGE.fullmatch(value)
     if not m or (not m.group(1) and not m.group(2)):
         return None  # S3 ignores unparseable or multi-range headers and returns the object
     if not m.group(1):
@@ -148,7 +182,8 @@ def parse_range(value: str | None) -> tuple[str, int, int | None] | None:
 async def read_small_body(reader: BodyReader, ctx: RequestContext, limit: int) -> bytes:
     """A small XML request body (DeleteObjects, CompleteMultipartUpload), with its digests checked."""
     length = ctx.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
+    size = ascii_int(length)
+    if size is not None and size > limit:
         raise S3Error("MalformedXML", f"Request body is larger than {limit} bytes")
     body = bytearray()
     while True:
@@ -195,11 +230,12 @@ def body_plan(ctx: RequestContext, reader: BodyReader,
     h = ctx.headers
     length_txt = h.get("content-length")
     if length_txt is not None:
-        if not length_txt.isdigit():
-            raise S3Error("InvalidArgument", f"Content-Length {length_txt!r} is not a number")
+        length = ascii_int(length_txt)
+        if length is None:
+            raise S3Error("InvalidArgument", f"Content-Length {length_txt[:40]!r} is not a number")
         # aws-chunked framing adds some bytes; the decoded size is capped below.
         framing_slack = 0 if "aws-chunked" not in h.get("content-encoding", "") else 1 << 20
-        if int(length_txt) > max_object_size + framing_slack:
+        if length > max_object_size + framing_slack:
             raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
     elif h.get("transfer-encoding", "").lower() != "chunked":
         raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
@@ -228,7 +264,10 @@ def body_plan(ctx: RequestContext, reader: BodyReader,
     streaming = payload in sigv4.STREAMING_PAYLOADS
     if "aws-chunked" in encoding or streaming:
         decoded_txt = h.get("x-amz-decoded-content-length")
-        decoded = int(decoded_txt) if decoded_txt and decoded_txt.isdigit() else None
+        decoded = ascii_int(decoded_txt)
+        if decoded_txt is not None and decoded is None:
+            raise S3Error("InvalidArgument",
+                          f"x-amz-decoded-content-length {decoded_txt[:40]!r} is not a number")
         if decoded is not None and decoded > max_object_size:
             raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
         signing = None

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 
+from airegistry.server.asgi import ascii_int
 from airegistry.server.sigv4 import (
     MAX_CLOCK_SKEW,
     UNSIGNED_PAYLOAD,
@@ -81,10 +82,13 @@ def verify_s3_v2(
     else:
         key_id, signature = qmap["AWSAccessKeyId"], qmap["Signature"]
         date_value = qmap.get("Expires", "")
-        if not date_value.isdigit():
+        expires = ascii_int(date_value)
+        if expires is None:
             raise SigV4Error(AuthFailure.MALFORMED, "Expires must be a Unix timestamp")
-        if now.timestamp() > int(date_value):
+        if now.timestamp() > expires:
             raise SigV4Error(AuthFailure.EXPIRED, "Request has expired")
+    # compare_digest refuses str with non-ASCII characters; bytes compare whatever arrived.
+    signature_bytes = signature.encode("utf-8", "surrogateescape")
     secret = lookup_secret(key_id)
     if secret is None:
         raise SigV4Error(
@@ -104,7 +108,7 @@ def verify_s3_v2(
         lines.append(res)
         digest = hmac.new(secret.encode("utf-8"), "\n".join(lines).encode("utf-8"),
                           hashlib.sha1).digest()
-        if hmac.compare_digest(base64.b64encode(digest).decode(), signature):
+        if hmac.compare_digest(base64.b64encode(digest), signature_bytes):
             payload = headers.get("x-amz-content-sha256") or UNSIGNED_PAYLOAD
             return VerifiedRequest(access_key=key_id, service="s3", region="", amz_date="",
                                    scope="", signature="", signing_key=b"",

@@ -237,9 +237,12 @@ def _http_date_to_amz(value: str) -> str:
 
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if parsed.tzinfo is None:  # "-0000": RFC 5322's unknown zone, taken as UTC
+            parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+        # A date near year 1 or 9999 with an offset leaves datetime's range in UTC.
+        return parsed.astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    except (TypeError, ValueError, OverflowError, IndexError):
         return ""
-    return parsed.astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def parse_amz_date(amz_date: str) -> _dt.datetime:
@@ -378,13 +381,15 @@ def verify_request(
         payload = payload or UNSIGNED_PAYLOAD
     else:
         payload = payload_hash if payload_hash is not None else EMPTY_SHA256
+    # compare_digest refuses str with non-ASCII characters; bytes compare whatever arrived.
+    signature = info.signature.encode("utf-8", "surrogateescape")
     canon_headers, signed_list = canonical_headers(header_pairs, info.signed_headers)
     query = canonical_query(raw_query, exclude_signature=info.presigned)
     key = derive_signing_key(secret, info.date_stamp, info.region, info.service)
     for uri in canonical_uri_candidates(raw_path, info.service):
         creq = "\n".join([method.upper(), uri, query, canon_headers, signed_list, payload])
         expected = sign(key, string_to_sign(info.amz_date, info.scope, creq))
-        if hmac.compare_digest(expected, info.signature):
+        if hmac.compare_digest(expected.encode(), signature):
             return VerifiedRequest(
                 access_key=info.access_key,
                 service=info.service,
