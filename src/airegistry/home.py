@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from airegistry.hub.presign import PUBLIC_URL_ENV, ArtifactUrls, SigV4UrlSigner
 from airegistry.hub.service import HubService, import_result_values
 from airegistry.jobs.imports import (
     SourceMissingError,
@@ -115,6 +116,8 @@ class Home:
             max_queued_imports=int(os.environ.get("AIREGISTRY_MAX_QUEUED_IMPORTS", "1000")),
             on_job_enqueued=self._job_enqueued,
             on_content_deleted=self._collect_object,
+            artifacts=ArtifactUrls(self.objects, SigV4UrlSigner(
+                self.settings, self.region, os.environ.get(PUBLIC_URL_ENV))),
         )
         self.jobs = JobRunner(
             JobRepository(self.db),

@@ -14,6 +14,7 @@ the same version at once get exactly one winner and one ``ResourceInUse``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -25,12 +26,15 @@ from airegistry.air_constants import DATASET_HUB_CONTENT_TYPE, EVALUATOR_HUB_CON
 from airegistry.hub import documents
 from airegistry.hub.botocore_model import OperationError
 from airegistry.hub.pages import PageTokens, filter_fingerprint
+from airegistry.hub.presign import ArtifactUrls
+from airegistry.hub.references import HubContentReferences, read_reference
 from airegistry.hub.tags import HubTags
 from airegistry.hub.versions import format_version, parse_version, to_epoch
 from airegistry.storage.metadata import hubs as repo_errors
 from airegistry.storage.metadata.hubs import ContentFilter, HubFilter, HubRepository
 
 Handler = Callable[[dict], dict]
+log = logging.getLogger(__name__)
 
 _HUB_ARN_RE = re.compile(r"^arn:[a-z0-9-.]{1,63}:sagemaker:[\w-]+:(\d{12}|aws):hub/(.+)$")
 
@@ -75,6 +79,7 @@ class HubService:
         max_queued_imports: int = 1000,
         on_job_enqueued: Callable[[], None] | None = None,
         on_content_deleted: Callable[[str, str], None] | None = None,
+        artifacts: ArtifactUrls | None = None,
     ) -> None:
         self.repo = repository
         self.tags = HubTags(repository, account_id=account_id, region=region)
@@ -84,6 +89,8 @@ class HubService:
         self.max_queued_imports = max_queued_imports
         self.on_job_enqueued = on_job_enqueued
         self.on_content_deleted = on_content_deleted
+        self.artifacts = artifacts
+        self.references = HubContentReferences(self)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -100,6 +107,10 @@ class HubService:
             "ListHubContentVersions": self.list_hub_content_versions,
             "UpdateHubContent": self.update_hub_content,
             "DeleteHubContent": self.delete_hub_content,
+            "CreateHubContentReference": self.references.create,
+            "UpdateHubContentReference": self.references.update,
+            "DeleteHubContentReference": self.references.delete,
+            "CreateHubContentPresignedUrls": self.create_hub_content_presigned_urls,
             "AddTags": self.tags.add_tags,
             "ListTags": self.tags.list_tags,
             "DeleteTags": self.tags.delete_tags,
@@ -116,16 +127,16 @@ class HubService:
             f"{hub}/{content_type}/{name}/{version}"
         )
 
-    def _hub_name(self, value: str) -> str:
+    def hub_name_of(self, value: str) -> str:
         match = _HUB_ARN_RE.match(value)
         return match[2] if match else value
 
     @staticmethod
-    def _no_hub(name: str) -> OperationError:
+    def no_hub(name: str) -> OperationError:
         return OperationError("ResourceNotFound", f"Hub {name} does not exist.")
 
     @staticmethod
-    def _no_content(hub: str, content_type: str, name: str, version: str | None) -> OperationError:
+    def no_content(hub: str, content_type: str, name: str, version: str | None) -> OperationError:
         what = f"{content_type} {name}" + (f" version {version}" if version else "")
         return OperationError("ResourceNotFound", f"{what} does not exist in hub {hub}.")
 
@@ -173,10 +184,10 @@ class HubService:
         return out
 
     def describe_hub(self, params: dict) -> dict:
-        name = self._hub_name(params["HubName"])
+        name = self.hub_name_of(params["HubName"])
         row = self.repo.get_hub(name)
         if row is None:
-            raise self._no_hub(name)
+            raise self.no_hub(name)
         return self._hub_output(row)
 
     def list_hubs(self, params: dict) -> dict:
@@ -200,7 +211,7 @@ class HubService:
         return {"HubSummaries": summaries, "NextToken": self._tokens.issue(scope, last)}
 
     def update_hub(self, params: dict) -> dict:
-        name = self._hub_name(params["HubName"])
+        name = self.hub_name_of(params["HubName"])
         values: dict[str, Any] = {}
         if "HubDescription" in params:
             values["description"] = params["HubDescription"]
@@ -211,15 +222,15 @@ class HubService:
         try:
             self.repo.update_hub(name, **values)
         except repo_errors.HubNotFound:
-            raise self._no_hub(name) from None
+            raise self.no_hub(name) from None
         return {"HubArn": self.hub_arn(name)}
 
     def delete_hub(self, params: dict) -> dict:
-        name = self._hub_name(params["HubName"])
+        name = self.hub_name_of(params["HubName"])
         try:
             self.repo.delete_hub(name)
         except repo_errors.HubNotFound:
-            raise self._no_hub(name) from None
+            raise self.no_hub(name) from None
         except repo_errors.HubNotEmpty as exc:
             raise OperationError(
                 "ResourceInUse",
@@ -230,13 +241,18 @@ class HubService:
     # -- hub content --------------------------------------------------------------------
 
     def import_hub_content(self, params: dict) -> dict:
-        hub = self._hub_name(params["HubName"])
+        hub = self.hub_name_of(params["HubName"])
         content_type = params["HubContentType"]
         name = params["HubContentName"]
         parse_version(params["DocumentSchemaVersion"], "DocumentSchemaVersion")
         document = params["HubContentDocument"]
         keywords = list(params.get("HubContentSearchKeywords", []))
+        if content_type == documents.MODEL_REFERENCE_CONTENT_TYPE:
+            raise OperationError(
+                "ValidationException",
+                "A ModelReference is added with CreateHubContentReference, not ImportHubContent.")
         try:
+            documents.check_document(content_type, document)
             job_kind = self._job_kind(content_type, document)
             owned = documents.owned_object(content_type, document, keywords) or (None, None)
         except documents.DocumentError as exc:
@@ -260,7 +276,7 @@ class HubService:
                                                job_kind=job_kind,
                                                max_queued=self.max_queued_imports)
         except repo_errors.HubNotFound:
-            raise self._no_hub(hub) from None
+            raise self.no_hub(hub) from None
         except repo_errors.QueueFull as exc:
             raise OperationError(
                 "ResourceLimitExceeded",
@@ -283,13 +299,10 @@ class HubService:
     @staticmethod
     def _job_kind(content_type: str, document: str) -> str | None:
         if content_type == DATASET_HUB_CONTENT_TYPE:
-            documents.parse_dataset(document)
             return JOB_KIND_DATASET
-        if content_type == EVALUATOR_HUB_CONTENT_TYPE:
-            doc = documents.parse_json_document(document)
-            if doc.is_evaluator:
-                doc.evaluator()
-                return JOB_KIND_EVALUATOR
+        if content_type == EVALUATOR_HUB_CONTENT_TYPE and \
+                documents.parse_json_document(document).is_evaluator:
+            return JOB_KIND_EVALUATOR
         return None
 
     def _version(self, row: Row) -> str:
@@ -298,7 +311,10 @@ class HubService:
     def _summary(self, row: Row) -> dict:
         """The fields a list shows (HubContentInfo); describe adds the rest."""
         version = self._version(row)
+        reference = read_reference(row)
         return {
+            "SageMakerPublicHubContentArn": reference.SageMakerPublicHubContentArn
+            if reference else None,
             "HubContentName": row.name,
             "HubContentArn": self.content_arn(row.hub_name, row.content_type, row.name, version),
             "HubContentVersion": version,
@@ -315,10 +331,16 @@ class HubService:
     def _content_output(self, row: Row) -> dict:
         dependencies: list[dict] = []
         if row.content_type == DATASET_HUB_CONTENT_TYPE:
-            deps = json.loads(row.document).get("Dependencies") or []
-            dependencies = [d for d in deps if isinstance(d, dict)]
+            try:
+                deps = documents.parse_dataset(row.document).dependencies()
+            except documents.DocumentError:  # stored before documents were typed on import
+                log.warning("hub content %s/%s has an unreadable document", row.hub_name, row.name)
+                deps = []
+            dependencies = [msgspec.to_builtins(d) for d in deps]
+        reference = read_reference(row)
         return {
             **self._summary(row),
+            "ReferenceMinVersion": (reference.MinVersion or None) if reference else None,
             "HubName": row.hub_name,
             "HubArn": self.hub_arn(row.hub_name),
             "HubContentMarkdown": row.markdown,
@@ -329,17 +351,33 @@ class HubService:
         }
 
     def describe_hub_content(self, params: dict) -> dict:
-        hub = self._hub_name(params["HubName"])
+        hub = self.hub_name_of(params["HubName"])
         content_type, name = params["HubContentType"], params["HubContentName"]
         version = params.get("HubContentVersion")
         try:
             row = self.repo.get_content(hub, content_type, name,
                                         parse_version(version) if version is not None else None)
         except repo_errors.HubNotFound:
-            raise self._no_hub(hub) from None
+            raise self.no_hub(hub) from None
         if row is None:
-            raise self._no_content(hub, content_type, name, version)
+            raise self.no_content(hub, content_type, name, version)
         return self._content_output(row)
+
+    def create_hub_content_presigned_urls(self, params: dict) -> dict:
+        if self.artifacts is None:
+            raise OperationError("ValidationException",
+                                 "This registry has no object store to sign URLs for.")
+        hub = self.hub_name_of(params["HubName"])
+        content_type, name = params["HubContentType"], params["HubContentName"]
+        version = params.get("HubContentVersion")
+        try:
+            row = self.repo.get_content(hub, content_type, name,
+                                        parse_version(version) if version is not None else None)
+        except repo_errors.HubNotFound:
+            raise self.no_hub(hub) from None
+        if row is None:
+            raise self.no_content(hub, content_type, name, version)
+        return self.artifacts.presigned_urls(row, self._version(row), params, self._tokens)
 
     def _content_filter(self, params: dict) -> ContentFilter:
         return ContentFilter(
@@ -358,10 +396,10 @@ class HubService:
         except ValueError:  # a position that does not fit this listing's sort key
             raise OperationError("ValidationException", "The NextToken is not valid.") from None
         except repo_errors.HubNotFound as exc:
-            raise self._no_hub(exc.args[0]) from None
+            raise self.no_hub(exc.args[0]) from None
 
     def list_hub_contents(self, params: dict) -> dict:
-        hub = self._hub_name(params["HubName"])
+        hub = self.hub_name_of(params["HubName"])
         content_type = params["HubContentType"]
         filters = self._content_filter(params)
         scope = {"op": "ListHubContents", "t": content_type, "f": filter_fingerprint(params),
@@ -375,12 +413,12 @@ class HubService:
                 "NextToken": self._tokens.issue(scope, last)}
 
     def list_hub_content_versions(self, params: dict) -> dict:
-        hub = self._hub_name(params["HubName"])
+        hub = self.hub_name_of(params["HubName"])
         content_type = params["HubContentType"]
         name = params["HubContentName"]
         filters = self._content_filter(params)
         if self.repo.get_hub(hub) is None:
-            raise self._no_hub(hub)
+            raise self.no_hub(hub)
         scope = {"op": "ListHubContentVersions", "t": content_type, "n": name,
                  "f": filter_fingerprint(params), "h": hub}
         # Newest version first unless told otherwise: what "list versions" means to a person.
@@ -407,7 +445,7 @@ class HubService:
         return keep
 
     def update_hub_content(self, params: dict) -> dict:
-        hub = self._hub_name(params["HubName"])
+        hub = self.hub_name_of(params["HubName"])
         content_type, name = params["HubContentType"], params["HubContentName"]
         version = params["HubContentVersion"]
         mapping = {
@@ -428,24 +466,24 @@ class HubService:
         try:
             row = self.repo.update_content(hub, content_type, name, parse_version(version), values)
         except repo_errors.HubNotFound:
-            raise self._no_hub(hub) from None
+            raise self.no_hub(hub) from None
         except repo_errors.ContentNotFound:
-            raise self._no_content(hub, content_type, name, version) from None
+            raise self.no_content(hub, content_type, name, version) from None
         return {
             "HubArn": self.hub_arn(hub),
             "HubContentArn": self.content_arn(hub, content_type, name, self._version(row)),
         }
 
     def delete_hub_content(self, params: dict) -> dict:
-        hub = self._hub_name(params["HubName"])
+        hub = self.hub_name_of(params["HubName"])
         content_type, name = params["HubContentType"], params["HubContentName"]
         version = params["HubContentVersion"]
         try:
             _, orphan = self.repo.delete_content(hub, content_type, name, parse_version(version))
         except repo_errors.HubNotFound:
-            raise self._no_hub(hub) from None
+            raise self.no_hub(hub) from None
         except repo_errors.ContentNotFound:
-            raise self._no_content(hub, content_type, name, version) from None
+            raise self.no_content(hub, content_type, name, version) from None
         except repo_errors.StillImporting as exc:
             raise OperationError(
                 "ResourceInUse",

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from urllib.parse import parse_qsl
 
 import anyio
 
+from airegistry.hub.presign import request_origin
 from airegistry.server import sigv2, sigv4
 from airegistry.server.asgi import (
     BodyReader,
@@ -76,6 +78,8 @@ _STS_ACTIONS = frozenset({
 })
 _INLINE_SAGEMAKER_READS = frozenset({"DescribeHub", "DescribeHubContent"})
 _KNOWN_SERVICES = frozenset({"s3", "sagemaker", "lambda", "sts", "iam"})
+#: A Host header that can name the endpoint of presigned URLs (name or IP, optional port).
+_HOST_RE = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
 @dataclass
@@ -246,6 +250,11 @@ class AiRegistryApp:
             return
         access_key = verified.access_key if verified else _claimed_key(ctx)
         ctx.access_key = access_key
+        if verified and self.auth is not None and self.auth.is_read_only(access_key) and not (
+                service == "s3" and ctx.method in ("GET", "HEAD")):
+            return await send_protocol_error(
+                send, ctx, service, "AccessDenied",
+                "This access key only reads objects (it signs presigned URLs)", 403)
         scope[ACCESS_KEY_SCOPE] = access_key
         if service == "s3":
             return await self.s3.handle(ctx, receive, send, verified or None)
@@ -392,14 +401,13 @@ class AiRegistryApp:
         if self.services.sagemaker is None:
             return await send_protocol_error(send, ctx, "sagemaker", "UnknownOperationException",
                                              "SageMaker is not served by this endpoint", 400)
-        if self.services.inline_point_reads and ctx.operation in _INLINE_SAGEMAKER_READS:
-            # A point read by primary key: SQLite in WAL mode answers it in well under a
-            # millisecond without waiting on writers, which costs less than the two
-            # cross-thread wake-ups a worker-thread hop takes. Everything else (writes,
-            # lists that may scan, any read of a networked database) runs on threads.
-            status, headers, out = self.services.sagemaker(target, body)
-        else:
-            status, headers, out = await self._in_thread(self.services.sagemaker, target, body)
+        host = ctx.headers.get("host", "")
+        origin = request_origin.set(
+            f"{ctx.scheme}://{host}" if _HOST_RE.fullmatch(host) else None)
+        try:
+            status, headers, out = await self._call_sagemaker(ctx, target, body)
+        finally:
+            request_origin.reset(origin)
         hdrs = list(headers.items())
         if not any(k.lower() == "x-amzn-requestid" for k in headers):
             hdrs.append(("x-amzn-RequestId", ctx.request_id))
@@ -407,6 +415,18 @@ class AiRegistryApp:
             with contextlib.suppress(ValueError, AttributeError):
                 ctx.error_code = str(json.loads(out).get("__type"))
         await send_response(send, ctx, status, hdrs, out)
+
+    async def _call_sagemaker(self, ctx: RequestContext, target: str | None,
+                              body: bytes) -> tuple[int, dict[str, str], bytes]:
+        assert self.services.sagemaker is not None
+        if self.services.inline_point_reads and ctx.operation in _INLINE_SAGEMAKER_READS:
+            # A point read by primary key: SQLite in WAL mode answers it in well under a
+            # millisecond without waiting on writers, which costs less than the two
+            # cross-thread wake-ups a worker-thread hop takes. Everything else (writes,
+            # lists that may scan, any read of a networked database) runs on threads.
+            return self.services.sagemaker(target, body)
+        # anyio copies the context into the worker thread: request_origin travels with it.
+        return await self._in_thread(self.services.sagemaker, target, body)
 
     async def _lambda(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send,
                       body: bytes) -> None:

@@ -77,6 +77,7 @@ class RequestContext:
     headers: dict[str, str]
     header_pairs: list[tuple[str, str]]
     query: list[tuple[str, str]]
+    scheme: str = "http"
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)
     service: str = "unknown"
@@ -121,6 +122,7 @@ class RequestContext:
         return cls(
             method=scope["method"].upper(), path=scope.get("path", "/"), raw_path=raw,
             raw_query=raw_query, headers=headers, header_pairs=pairs, query=query,
+            scheme=str(scope.get("scheme") or "http"),
         )
 
     def query_value(self, name: str) -> str | None:

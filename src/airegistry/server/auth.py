@@ -145,12 +145,18 @@ class AuthConfig:
     keys: Mapping[str, str] = field(default_factory=dict)
     keys_file: Path | None = None
     settings: KeySettings | None = None
+    #: Keys accepted for S3 reads (GET/HEAD) only: the registry's presign key, whose
+    #: signatures are the URLs of CreateHubContentPresignedUrls.
+    read_only: Mapping[str, str] = field(default_factory=dict)
+
+    def is_read_only(self, access_key_id: str | None) -> bool:
+        return access_key_id is not None and access_key_id in self.read_only
 
     def __repr__(self) -> str:  # never show secrets
         return f"AuthConfig(keys=<{len(self.keys)} keys>, keys_file={self.keys_file!r})"
 
     def lookup(self, access_key_id: str) -> str | None:
-        secret = self.keys.get(access_key_id)
+        secret = self.keys.get(access_key_id) or self.read_only.get(access_key_id)
         if secret is None and not _KEY_ID_RE.fullmatch(access_key_id):
             return None
         if secret is None and self.keys_file is not None:
@@ -164,7 +170,8 @@ class AuthConfig:
         if secret is None and self.settings is not None:
             # A key another replica created: one indexed read, then remembered.
             secret = self.settings.get(SETTINGS_PREFIX + access_key_id)
-        if secret is not None and access_key_id not in self.keys:
+        if secret is not None and access_key_id not in self.keys \
+                and access_key_id not in self.read_only:
             self.keys = {**self.keys, access_key_id: secret}
         return secret
 

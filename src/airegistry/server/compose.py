@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from airegistry.home import Home, open_home
+from airegistry.hub.presign import presign_credentials
 from airegistry.server.app import AiRegistryApp, ServerOptions, ServerServices, create_app
 from airegistry.server.auth import AuthConfig
 
@@ -39,8 +40,12 @@ def build_services(home: Home) -> ServerServices:
 
 
 def auth_for(home: Home) -> AuthConfig:
-    """The keys a server over ``home`` accepts: keys file, environment and metadata store."""
-    return AuthConfig.from_home(home.path, settings=home.settings)
+    """The keys a server over ``home`` accepts: keys file, environment and metadata store,
+    plus the registry's presign key for S3 reads (the URLs of CreateHubContentPresignedUrls)."""
+    auth = AuthConfig.from_home(home.path, settings=home.settings)
+    key_id, secret = presign_credentials(home.settings)
+    auth.read_only = {key_id: secret}
+    return auth
 
 
 def options_from_env() -> ServerOptions:
