@@ -126,6 +126,8 @@ def _decode(text: str, kind: type[Any], field: str) -> Any:
         return msgspec.json.decode(text, type=kind)
     except msgspec.DecodeError as exc:
         raise DocumentError(f"{field} is not valid: {exc}") from None
+    except RecursionError:
+        raise DocumentError(f"{field} is nested too deeply") from None
     except DocumentError:
         raise
 

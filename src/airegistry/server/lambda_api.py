@@ -107,7 +107,7 @@ def _check_payload(payload: bytes) -> None:
     try:
         # msgspec refuses invalid UTF-8 and lone surrogate escapes, which json.loads accepts.
         event = msgspec.json.decode(payload)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         reason = "it is nested too deeply" if isinstance(exc, RecursionError) else (
             f"{exc} (the payload must be UTF-8 JSON without lone surrogates)")
         raise _Refused(_error(_TYPE_ERROR, f"Could not parse request body into json: {reason}",
