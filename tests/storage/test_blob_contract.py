@@ -161,3 +161,51 @@ def test_copy_keeps_or_replaces_metadata(store: BlobStore) -> None:
     replaced = store.copy_object("bkt", "src", "bkt", "dst2", metadata={"b": "2"})
     assert replaced.metadata == {"b": "2"}
     assert store.read_bytes("bkt", "dst2") == b"payload"
+
+
+def test_list_multipart_uploads_prefix_delimiter_and_paging(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    keys = ["a/1", "a/2", "a/2", "b/x/1", "b/y", "c", "ü/1"]
+    made = [(key, store.create_multipart_upload("bkt", key)) for key in keys]
+    listing = store.list_multipart_uploads("bkt")
+    assert [u.key for u in listing.uploads] == sorted(keys, key=lambda k: k.encode())
+    assert not listing.is_truncated and listing.common_prefixes == []
+    assert {(u.key, u.upload_id) for u in listing.uploads} == set(made)
+    assert all(u.initiated.tzinfo is not None for u in listing.uploads)
+
+    assert [u.key for u in store.list_multipart_uploads("bkt", prefix="b/").uploads] == [
+        "b/x/1", "b/y"]
+    rolled = store.list_multipart_uploads("bkt", delimiter="/")
+    assert rolled.common_prefixes == ["a/", "b/", "ü/"]
+    assert [u.key for u in rolled.uploads] == ["c"]
+    nested = store.list_multipart_uploads("bkt", prefix="b/", delimiter="/")
+    assert nested.common_prefixes == ["b/x/"] and [u.key for u in nested.uploads] == ["b/y"]
+
+    seen: list[tuple[str, str]] = []
+    key_marker = upload_marker = None
+    for _ in range(20):
+        page = store.list_multipart_uploads("bkt", max_uploads=2, key_marker=key_marker,
+                                            upload_id_marker=upload_marker)
+        assert len(page.uploads) <= 2
+        seen += [(u.key, u.upload_id) for u in page.uploads]
+        if not page.is_truncated:
+            break
+        key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
+    assert sorted(seen) == sorted(made) and len(seen) == len(made)
+
+    prefixes: list[str] = []
+    key_marker = None
+    for _ in range(10):
+        page = store.list_multipart_uploads("bkt", delimiter="/", max_uploads=1,
+                                            key_marker=key_marker)
+        prefixes += page.common_prefixes + [u.key for u in page.uploads]
+        if not page.is_truncated:
+            break
+        key_marker = page.next_key_marker
+    assert prefixes == ["a/", "b/", "c", "ü/"]
+
+    store.abort_multipart_upload("bkt", "c", dict(made)["c"])
+    assert "c" not in [u.key for u in store.list_multipart_uploads("bkt").uploads]
+    assert store.list_multipart_uploads("bkt", max_uploads=0).uploads == []
+    with pytest.raises(E.NoSuchBucket):
+        store.list_multipart_uploads("absent")

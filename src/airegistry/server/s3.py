@@ -29,6 +29,7 @@ from airegistry.server.asgi import (
 from airegistry.server.chunked import (
     ChunkedDecodeError,
 )
+from airegistry.server.s3_listing import S3Listings
 from airegistry.server.s3_requests import (
     S3Config,
     apply_response_overrides,
@@ -57,7 +58,7 @@ def _store_error(exc: Exception) -> S3Error | None:
     return None
 
 
-class S3Handler:
+class S3Handler(S3Listings):
     """Dispatches one S3 request to the object store and writes the response."""
 
     def __init__(self, objects: BlobStore, config: S3Config) -> None:
@@ -124,6 +125,7 @@ class S3Handler:
                 ctx.operation = "ListBuckets"
                 return await self.list_buckets(ctx, send)
             raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+        await self._check_expected_owner(ctx, bucket)
         if key is None:
             return await self._bucket_op(ctx, reader, send, bucket)
         return await self._object_op(ctx, reader, send, verified, bucket, key)
@@ -158,7 +160,8 @@ class S3Handler:
                 await run_sync(self.objects.head_bucket, bucket)
                 return await self._xml(send, ctx, s3_xml.location_constraint(self.config.region))
             if ctx.has_query("uploads"):
-                raise S3Error("NotImplemented", "ListMultipartUploads is not implemented", 501)
+                ctx.operation = "ListMultipartUploads"
+                return await self.list_multipart_uploads(ctx, send, bucket)
             return await self.list_objects(ctx, send, bucket)
         raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
 
@@ -205,6 +208,18 @@ class S3Handler:
         raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
 
     # -- helpers -------------------------------------------------------------------------
+
+    async def _check_expected_owner(self, ctx: RequestContext, bucket: str) -> None:
+        """``x-amz-expected-bucket-owner``: a bucket of another account is 403, as on AWS.
+
+        Every bucket here belongs to the server's account; a missing bucket stays the
+        operation's own error (HeadBucket 404, CreateBucket creates it).
+        """
+        expected = ctx.headers.get("x-amz-expected-bucket-owner")
+        if expected is None or expected.strip() == self.config.owner_id:
+            return
+        if await run_sync(self.objects.has_bucket, bucket):
+            raise S3Error("AccessDenied", "Access Denied", 403)
 
     def _base_headers(self, ctx: RequestContext) -> list[tuple[str, str]]:
         return [("x-amz-request-id", ctx.request_id), ("x-amz-id-2", ctx.request_id)]
@@ -343,49 +358,6 @@ class S3Handler:
         if length == 0:
             await send({"type": "http.response.body", "body": b""})
 
-    async def list_buckets(self, ctx: RequestContext, send: Send) -> None:
-        buckets = await run_sync(self.objects.list_buckets)
-        await self._xml(send, ctx, s3_xml.list_buckets(buckets, self.config.owner_id))
-
-    async def list_objects(self, ctx: RequestContext, send: Send, bucket: str) -> None:
-        v2 = ctx.query_value("list-type") == "2"
-        ctx.operation = "ListObjectsV2" if v2 else "ListObjects"
-        prefix = ctx.query_value("prefix") or ""
-        delimiter = ctx.query_value("delimiter") or None
-        enc = ctx.query_value("encoding-type")
-        if enc is not None and enc != "url":
-            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
-        max_keys = _max_items(ctx, "max-keys")
-        if v2:
-            token = ctx.query_value("continuation-token") or None
-            start_after = ctx.query_value("start-after") or None
-        else:
-            token = None
-            start_after = ctx.query_value("marker") or None
-        result = await run_sync(lambda: self.objects.list_objects(
-            bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
-            continuation_token=token, start_after=start_after))
-        if v2:
-            body = s3_xml.list_objects_v2(
-                bucket=bucket, result=result, prefix=prefix, delimiter=delimiter,
-                max_keys=max_keys, continuation_token=token, start_after=start_after,
-                url_encode=enc == "url")
-        else:
-            body = s3_xml.list_objects_v1(
-                bucket=bucket, result=result, prefix=prefix, delimiter=delimiter,
-                max_keys=max_keys, marker=start_after or "", url_encode=enc == "url")
-        await self._xml(send, ctx, body)
-
-    async def list_parts(self, ctx: RequestContext, send: Send, bucket: str, key: str,
-                         upload_id: str) -> None:
-        max_parts = _max_items(ctx, "max-parts")
-        marker = _max_items(ctx, "part-number-marker", default=0, cap=None)
-        parts = await run_sync(self.objects.list_parts, bucket, key, upload_id)
-        body = s3_xml.list_parts(
-            bucket=bucket, key=key, upload_id=upload_id, parts=list(parts),
-            max_parts=max_parts, marker=marker, owner_id=self.config.owner_id)
-        await self._xml(send, ctx, body)
-
     # -- other writes --------------------------------------------------------------------
 
     async def delete_objects(self, ctx: RequestContext, reader: BodyReader, send: Send,
@@ -452,19 +424,6 @@ class S3Handler:
             bucket, key, upload_id, parts))
         location = f"/{bucket}/{key}"
         await self._xml(send, ctx, s3_xml.complete_multipart(location, bucket, key, info))
-
-
-def _max_items(ctx: RequestContext, name: str, default: int = 1000,
-               cap: int | None = 1000) -> int:
-    """A non-negative integer query parameter (``max-keys``, ``max-parts``...), capped."""
-    text = ctx.query_value(name)
-    if text is None:
-        return default
-    value = ascii_int(text)
-    if value is None:
-        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
-                      ArgumentName=name, ArgumentValue=text[:64])
-    return value if cap is None else min(value, cap)
 
 
 async def _drain(reader: BodyReader, ctx: RequestContext) -> None:

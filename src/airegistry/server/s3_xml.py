@@ -211,6 +211,36 @@ def list_parts(*, bucket: str, key: str, upload_id: str, parts: list[Any], max_p
     return document("ListPartsResult", "".join(body))
 
 
+def list_multipart_uploads(*, bucket: str, listing: Any, prefix: str, delimiter: str | None,
+                           key_marker: str, upload_id_marker: str, max_uploads: int,
+                           owner_id: str, url_encode: bool) -> bytes:
+    parts = [elem("Bucket", bucket), elem("KeyMarker", maybe_url(key_marker, url_encode)),
+             elem("UploadIdMarker", upload_id_marker)]
+    if listing.is_truncated:
+        parts.append(elem("NextKeyMarker", maybe_url(listing.next_key_marker or "", url_encode)))
+        parts.append(elem("NextUploadIdMarker", listing.next_upload_id_marker or ""))
+    parts.append(elem("Prefix", maybe_url(prefix, url_encode)))
+    if delimiter:
+        parts.append(elem("Delimiter", maybe_url(delimiter, url_encode)))
+    parts += [elem("MaxUploads", max_uploads),
+              elem("IsTruncated", "true" if listing.is_truncated else "false")]
+    if url_encode:
+        parts.append(elem("EncodingType", "url"))
+    owner = f"{elem('ID', owner_id)}{elem('DisplayName', owner_id)}"
+    parts.extend(
+        "<Upload>" + elem("Key", maybe_url(u.key, url_encode)) + elem("UploadId", u.upload_id)
+        + f"<Initiator>{owner}</Initiator><Owner>{owner}</Owner>"
+        + elem("StorageClass", "STANDARD") + elem("Initiated", iso8601(u.initiated))
+        + "</Upload>"
+        for u in listing.uploads
+    )
+    parts.extend(
+        f"<CommonPrefixes>{elem('Prefix', maybe_url(p, url_encode))}</CommonPrefixes>"
+        for p in listing.common_prefixes
+    )
+    return document("ListMultipartUploadsResult", "".join(parts))
+
+
 def delete_result(deleted: list[str], errors: list[tuple[str, str, str]], quiet: bool) -> bytes:
     parts = [] if quiet else [f"<Deleted>{elem('Key', k)}</Deleted>" for k in deleted]
     parts.extend(

@@ -13,6 +13,8 @@ from airegistry.storage.blobs.types import (
     ListResult,
     ObjectInfo,
     PartInfo,
+    UploadInfo,
+    UploadListing,
 )
 
 __all__ = [
@@ -25,5 +27,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectReader",
     "PartInfo",
+    "UploadInfo",
+    "UploadListing",
     "open_blob_store",
 ]

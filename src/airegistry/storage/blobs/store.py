@@ -40,7 +40,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from airegistry.storage.blobs.types import Body, BucketInfo, ListResult, ObjectInfo, PartInfo
+from airegistry.storage.blobs.types import (
+    Body,
+    BucketInfo,
+    ListResult,
+    ObjectInfo,
+    PartInfo,
+    UploadListing,
+)
 
 Checksum = tuple[str, str | None]
 """A flexible checksum: (algorithm in S3's spelling, expected base64 value or None to compute)."""
@@ -286,6 +293,26 @@ class BlobStore(ABC):
     @abstractmethod
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         """Discard an upload and its parts. ``NoSuchUpload``."""
+
+    @abstractmethod
+    def list_multipart_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str | None = None,
+        key_marker: str | None = None,
+        upload_id_marker: str | None = None,
+        max_uploads: int = 1000,
+    ) -> UploadListing:
+        """ListMultipartUploads: uploads in progress whose key starts with ``prefix``.
+
+        Ordered by key, then by upload id; at most ``max_uploads`` (capped at 1,000)
+        entries, common prefixes included. A page starts after ``key_marker``: with
+        ``upload_id_marker``, after that upload of that key, otherwise after every upload
+        of that key. With a ``delimiter``, keys that contain it after the prefix are
+        rolled up into ``common_prefixes``. ``NoSuchBucket`` if the bucket is absent.
+        """
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -57,6 +57,26 @@ class PartInfo:
     checksums: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class UploadInfo:
+    """A multipart upload in progress (created, neither completed nor aborted)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime  # tz-aware UTC
+
+
+@dataclass(frozen=True)
+class UploadListing:
+    """A page of ListMultipartUploads: uploads by key, then upload id."""
+
+    uploads: list[UploadInfo]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+
+
 Body = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | Iterable[bytes]
 
 

@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,7 +48,16 @@ from airegistry.storage.blobs.names import (
     validate_key,
     validate_metadata,
 )
-from airegistry.storage.blobs.types import MAX_PART_NUMBER, Body, ObjectInfo, PartInfo, utcnow
+from airegistry.storage.blobs.types import (
+    MAX_PART_NUMBER,
+    Body,
+    ObjectInfo,
+    PartInfo,
+    UploadInfo,
+    UploadListing,
+    utcnow,
+)
+from airegistry.storage.blobs.uploads import page_uploads
 
 _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _PART_RE = re.compile(r"^part-(\d{5})$")
@@ -366,5 +376,35 @@ class MultipartMixin:
                 key=key,
                 details={"UploadId": upload_id},
             ) from None
+
+    def list_multipart_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str | None = None,
+        key_marker: str | None = None,
+        upload_id_marker: str | None = None,
+        max_uploads: int = 1000,
+    ) -> UploadListing:
+        bdir = self._require_bucket(bucket)
+        found: list[UploadInfo] = []
+        try:
+            names = os.listdir(bdir / "uploads")
+        except FileNotFoundError:  # the bucket went while we looked
+            names = []
+        for name in names:
+            if not _UPLOAD_ID_RE.match(name):
+                continue
+            try:
+                doc = json.loads((bdir / "uploads" / name / "upload.json").read_text())
+                key, initiated = doc["key"], datetime.fromisoformat(doc["initiated"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # completed, aborted or being created concurrently
+            if isinstance(key, str) and key.startswith(prefix):
+                found.append(UploadInfo(key=key, upload_id=name, initiated=initiated))
+        return page_uploads(found, prefix=prefix, delimiter=delimiter or None,
+                            key_marker=key_marker or None,
+                            upload_id_marker=upload_id_marker or None, max_uploads=max_uploads)
 
     # ------------------------------------------------------------------ maintenance

@@ -41,16 +41,15 @@ from airegistry.storage.blobs.names import (
     validate_metadata,
 )
 from airegistry.storage.blobs.s3.client import is_not_found, make_client, translate
+from airegistry.storage.blobs.s3.multipart import S3MultipartMixin
 from airegistry.storage.blobs.s3.reader import S3ObjectStream
 from airegistry.storage.blobs.s3.spool import Spooled, hash_file, spooled
 from airegistry.storage.blobs.store import BlobStore, Checksum
 from airegistry.storage.blobs.types import (
-    MAX_PART_NUMBER,
     Body,
     BucketInfo,
     ListResult,
     ObjectInfo,
-    PartInfo,
     utcnow,
 )
 
@@ -59,7 +58,7 @@ SHA_META = "air-sha256"
 CHECKSUM_META = "air-checksum-"
 
 
-class S3BlobStore(BlobStore):
+class S3BlobStore(S3MultipartMixin, BlobStore):
     """Buckets and objects of the registry inside ``s3://<bucket>/<prefix>``."""
 
     def __init__(self, bucket: str, prefix: str = "", *, client: Any = None,
@@ -382,89 +381,6 @@ class S3BlobStore(BlobStore):
         return ListResult(contents, common, bool(token),
                           _wrap_token(token, bucket, prefix, delimiter) if token else None,
                           len(contents) + len(common))
-
-    # -- multipart ---------------------------------------------------------------------
-
-    def create_multipart_upload(self, bucket: str, key: str, *, content_type: str | None = None,
-                                metadata: dict[str, str] | None = None,
-                                checksum_algorithm: str | None = None) -> str:
-        real = self._key(bucket, key)
-        meta = validate_metadata(metadata)
-        if checksum_algorithm:
-            meta["air-multipart-checksum"] = ck.normalize_algorithm(checksum_algorithm)
-        self._require_bucket(bucket)
-        response = self._call(f"s3://{bucket}/{key}", self.client.create_multipart_upload,
-                              Bucket=self.bucket, Key=real, Metadata=meta,
-                              ContentType=validate_content_type(content_type), bucket=bucket,
-                              key=key)
-        return str(response["UploadId"])
-
-    def upload_part(self, bucket: str, key: str, upload_id: str, part_number: int, body: Body, *,
-                    content_md5: str | None = None, sha256_hex: str | None = None,
-                    checksum: Checksum | None = None) -> PartInfo:
-        real = self._key(bucket, key)
-        if (not isinstance(part_number, int) or isinstance(part_number, bool)
-                or not 1 <= part_number <= MAX_PART_NUMBER):
-            raise E.InvalidArgument(
-                f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive; "
-                f"got {part_number!r}", bucket=bucket, key=key,
-                details={"ArgumentName": "partNumber"})
-        want_md5, want_sha, algorithm, want_ck = prepare_checks(content_md5, sha256_hex, checksum)
-        with spooled(body, algorithm, self.spool_dir) as spool:
-            verify_digests(spool, bucket, key, want_md5, want_sha, want_ck)
-            response = self._call(
-                f"s3://{bucket}/{key} part {part_number}", self.client.upload_part,
-                Bucket=self.bucket, Key=real, UploadId=upload_id, PartNumber=part_number,
-                Body=spool.file, ContentLength=spool.size,
-                ContentMD5=base64.b64encode(spool.md5).decode(), bucket=bucket, key=key)
-        checksums = {spool.checksum[0]: ck.b64(spool.checksum[1])} if spool.checksum else {}
-        return PartInfo(part_number=part_number, etag=str(response["ETag"]).strip('"'),
-                        size=spool.size, last_modified=utcnow(), checksums=checksums)
-
-    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
-        real = self._key(bucket, key)
-        paginator = self.client.get_paginator("list_parts")
-        parts = []
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Key=real, UploadId=upload_id):
-                parts.extend(page.get("Parts", []))
-        except Exception as exc:
-            raise self._err(exc, f"s3://{bucket}/{key} upload {upload_id}", bucket, key) from None
-        return [PartInfo(part_number=p["PartNumber"], etag=str(p["ETag"]).strip('"'),
-                         size=int(p["Size"]), last_modified=p["LastModified"]) for p in parts]
-
-    def complete_multipart_upload(self, bucket: str, key: str, upload_id: str,
-                                  parts: list[tuple[int, str]]) -> ObjectInfo:
-        real = self._key(bucket, key)
-        if not parts:
-            raise E.InvalidRequest("You must specify at least one part to complete a multipart "
-                                   "upload", bucket=bucket, key=key)
-        numbers = [n for n, _ in parts]
-        if numbers != sorted(set(numbers)):
-            raise E.InvalidPartOrder("The list of parts was not in ascending order.",
-                                     bucket=bucket, key=key, details={"UploadId": upload_id})
-        listed = [{"PartNumber": n, "ETag": f'"{str(e).strip(chr(34))}"'} for n, e in parts]
-        self._call(f"s3://{bucket}/{key}", self.client.complete_multipart_upload,
-                   Bucket=self.bucket, Key=real, UploadId=upload_id,
-                   MultipartUpload={"Parts": listed}, bucket=bucket, key=key)
-        return self._record_after_assembly(bucket, key)
-
-    def _record_after_assembly(self, bucket: str, key: str) -> ObjectInfo:
-        """Read the assembled object once for its sha256, then record it on the object."""
-        info = self.head_object(bucket, key)
-        meta = dict(info.metadata)
-        algorithm = meta.pop("air-multipart-checksum", None)
-        _, stream = self.open_object(bucket, key, verify=False)
-        with stream, spooled(stream, algorithm, self.spool_dir) as digests:
-            meta = self._record(meta, digests)
-        self._copy_in_place(bucket, key, bucket, key, meta, info.content_type, info.etag)
-        return self.head_object(bucket, key)
-
-    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        real = self._key(bucket, key)
-        self._call(f"s3://{bucket}/{key} upload {upload_id}", self.client.abort_multipart_upload,
-                   Bucket=self.bucket, Key=real, UploadId=upload_id, bucket=bucket, key=key)
-
 
 def _code(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
