@@ -30,6 +30,7 @@ from airegistry.jobs.imports import (
     make_dataset_importer,
     make_evaluator_importer,
 )
+from airegistry.jobs.maintenance import Maintenance
 from airegistry.jobs.runner import ImportOutcome, JobRunner
 from airegistry.storage.blobs import STORE_URL_ENV, BlobStore, open_blob_store
 from airegistry.storage.blobs.errors import BlobStoreError
@@ -130,8 +131,15 @@ class Home:
             heartbeat_s=float(os.environ.get("AIREGISTRY_JOB_HEARTBEAT_SECONDS", "2")),
             stale_s=float(os.environ.get("AIREGISTRY_JOB_STALE_SECONDS", "30")),
         )
+        self.maintenance = Maintenance(self.objects, self.hub.repo, self.settings,
+                                       self.registry_bucket)
         if start_jobs:
-            self.jobs.start()
+            self.start_background()
+
+    def start_background(self) -> None:
+        """Import jobs and the periodic housekeeping (``jobs.maintenance``) of this process."""
+        self.jobs.start()
+        self.maintenance.start()
 
     @property
     def shares_state(self) -> bool:
@@ -227,6 +235,7 @@ class Home:
         return self.functions.owns_arn(arn)
 
     def close(self) -> None:
+        self.maintenance.stop()
         self.jobs.stop()
         if "functions" in self.__dict__:
             self.functions.close()
@@ -260,7 +269,7 @@ def open_home(path: Path | str | None = None, *, start_jobs: bool = True) -> Hom
             home = Home(resolved, start_jobs=start_jobs)
             _homes[key] = home
         elif start_jobs:
-            home.jobs.start()
+            home.start_background()
         return home
 
 

@@ -294,6 +294,16 @@ class HubRepository:
                 _require_hub(conn, hub)
         return rows, last
 
+    def documents_naming(self, bucket: str) -> list[Row]:
+        """``content_type``, ``document`` and owned object of every version that names
+        ``bucket``: owns an object there, or mentions it in its document (a superset the
+        caller narrows by parsing). For the garbage collection of unregistered uploads."""
+        c = hub_contents.c
+        query = select(c.content_type, c.document, c.owned_bucket, c.owned_key).where(
+            (c.owned_bucket == bucket) | c.document.contains(bucket, autoescape=True))
+        with self.db.read() as conn:
+            return list(conn.execute(query).fetchall())
+
     # -- tags ------------------------------------------------------------------------------
 
     def get_tags(self, target: tuple[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from airegistry.storage.metadata.database import Database
@@ -45,6 +45,27 @@ class SettingsRepository:
         except IntegrityError:
             return False
         return True
+
+    def claim_interval(self, key: str, interval_s: float, now: float) -> bool:
+        """Whether this caller runs the periodic task ``key`` now (at most once per interval).
+
+        The setting holds when the task last ran (epoch seconds); claiming it is a
+        compare-and-set, so of every process and replica sharing the store exactly one
+        wins each interval, under SQLite and PostgreSQL's READ COMMITTED alike.
+        """
+        current = self.get(key)
+        if current is None:
+            return self.put_new(key, repr(now))
+        try:
+            last = float(current)
+        except ValueError:
+            last = 0.0
+        if now - last < interval_s:
+            return False
+        with self.db.write() as conn:
+            claimed = conn.execute(update(settings).where(
+                settings.c.key == key, settings.c.value == current).values(value=repr(now)))
+        return claimed.rowcount == 1
 
     def with_prefix(self, prefix: str) -> dict[str, str]:
         """Every setting whose key starts with ``prefix``, keyed without it."""
