@@ -43,6 +43,13 @@ def add_server_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "(repeatable; default: s3.localhost and localhost)")
     parser.add_argument("--max-object-size", type=int, default=None, metavar="BYTES",
                         help="largest single PutObject/UploadPart body (default 5 GiB)")
+    parser.add_argument("--max-connections", type=int, default=None, metavar="N",
+                        help="most client connections a worker keeps open; beyond it the "
+                             "longest-idle one is closed (default: half the descriptor limit "
+                             "after a reserve, at most 10000)")
+    parser.add_argument("--header-timeout", type=float, default=None, metavar="SECONDS",
+                        help="time a client has to send complete request headers, on a new "
+                             "connection and between requests (default 15)")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(func=run_server)
@@ -83,6 +90,12 @@ def run_server(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.max_connections is not None and args.max_connections < 1:
+        print("error: --max-connections must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.header_timeout is not None and not args.header_timeout > 0:
+        print("error: --header-timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_USAGE
     try:
         # Opening the home checks the database and the blob store: a PostgreSQL that is
         # down or a missing bucket fails here with a clear message, before the port binds.
@@ -117,12 +130,27 @@ def run_server(args: argparse.Namespace) -> int:
         os.environ["AIREGISTRY_SERVER_VHOST_BASES"] = ",".join(args.virtual_host_base)
     if args.max_object_size is not None:
         os.environ["AIREGISTRY_SERVER_MAX_OBJECT_SIZE"] = str(args.max_object_size)
+    from airegistry.server.connections import (
+        HEADER_TIMEOUT_ENV,
+        MAX_CONNECTIONS_ENV,
+        listen_backlog,
+        raise_descriptor_limit,
+    )
+
+    raise_descriptor_limit()  # inherited by the workers; the default cap follows from it
+    if args.max_connections is not None:
+        os.environ[MAX_CONNECTIONS_ENV] = str(args.max_connections)
+    if args.header_timeout is not None:
+        os.environ[HEADER_TIMEOUT_ENV] = str(args.header_timeout)
 
     import uvicorn
 
     common: dict[str, Any] = {
         "host": args.host, "port": args.port, "log_config": _log_config(args.log_level),
         "access_log": False, "timeout_graceful_shutdown": 30, "lifespan": "on",
+        # uvicorn's h11 protocol with a header deadline and a connection cap
+        "http": "airegistry.server.connections:GuardedH11Protocol",
+        "backlog": listen_backlog(),
     }
     if args.workers == 1:
         from airegistry.server.compose import app_factory

@@ -49,6 +49,7 @@ from airegistry.server.asgi import (
     send_response,
 )
 from airegistry.server.auth import AuthConfig
+from airegistry.server.connections import guard_metrics_text, limit_accept_errors
 from airegistry.server.errors import AUTH_CODES, family, send_protocol_error
 from airegistry.server.iam import handle_iam
 from airegistry.server.logging import log_access
@@ -187,6 +188,7 @@ class AiRegistryApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                limit_accept_errors(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.close()
@@ -383,7 +385,7 @@ class AiRegistryApp:
             return await send_response(send, ctx, 200, [("Content-Type", "application/json")],
                                        body, head=ctx.method == "HEAD")
         ctx.operation = "Metrics"
-        text = self.metrics.render()
+        text = self.metrics.render() + guard_metrics_text()
         if self.services.extra_metrics is not None:
             try:
                 extra = await run_sync(self.services.extra_metrics)
