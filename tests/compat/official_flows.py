@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 # The SDK creates its boto3 clients at import time: AWS_ENDPOINT_URL must already be set.
-import boto3  # noqa: E402
+import boto3
 
 RESULTS: list[dict] = []
 

@@ -28,19 +28,30 @@ class RawClient:
     client: httpx.Client
 
     def send(self, method: str, path: str, *, service: str | None = None, body: bytes = b"",
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        """One request; signed for ``service`` unless it is None. ``path`` may hold a query."""
-        hdrs = dict(headers or {})
-        url = self.url + path
-        if service is not None:
-            request = AWSRequest(method=method, url=url, data=body, headers=hdrs)
-            if service == "s3":
-                request.headers["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
-            SigV4Auth(Credentials(self.key, self.secret), service, REGION).add_auth(request)
-            hdrs = dict(request.headers.items())
+             headers: dict[str, str] | None = None,
+             payload_hash: str | None = None) -> httpx.Response:
+        """One request; signed for ``service`` unless it is None. ``path`` may hold a query.
+
+        For S3, ``payload_hash`` is what ``x-amz-content-sha256`` says (default: the real
+        hash of ``body``), e.g. ``UNSIGNED-PAYLOAD`` or a streaming value.
+        """
+        hdrs = self.signed_headers(method, path, service, body, headers, payload_hash)
         raw = [(k.encode("latin-1"), v.encode("latin-1") if isinstance(v, str) else v)
                for k, v in hdrs.items()]
-        return self.client.request(method, url, content=body, headers=raw)
+        return self.client.request(method, self.url + path, content=body, headers=raw)
+
+    def signed_headers(self, method: str, path: str, service: str | None, body: bytes = b"",
+                       headers: dict[str, str] | None = None,
+                       payload_hash: str | None = None) -> dict[str, str]:
+        hdrs = dict(headers or {})
+        if service is None:
+            return hdrs
+        request = AWSRequest(method=method, url=self.url + path, data=body, headers=hdrs)
+        if service == "s3":
+            request.headers["x-amz-content-sha256"] = (
+                payload_hash or hashlib.sha256(body).hexdigest())
+        SigV4Auth(Credentials(self.key, self.secret), service, REGION).add_auth(request)
+        return dict(request.headers.items())
 
     def sagemaker(self, operation: str, body: Any) -> httpx.Response:
         data = body if isinstance(body, bytes) else _json(body)

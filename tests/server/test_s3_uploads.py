@@ -14,7 +14,7 @@ def test_list_multipart_uploads_with_boto3(s3: Any, bucket: str) -> None:
     keys = ["logs/a", "logs/b", "data/x.jsonl", "data/x.jsonl", "top"]
     ids = [s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"] for k in keys]
     out = s3.list_multipart_uploads(Bucket=bucket)
-    assert sorted((u["Key"], u["UploadId"]) for u in out["Uploads"]) == sorted(zip(keys, ids))
+    assert sorted((u["Key"], u["UploadId"]) for u in out["Uploads"]) == sorted(zip(keys, ids, strict=True))
     first = out["Uploads"][0]
     assert first["Initiated"].tzinfo is not None and first["StorageClass"] == "STANDARD"
     assert first["Initiator"]["ID"] == ACCOUNT_ID
@@ -34,7 +34,7 @@ def test_list_multipart_uploads_with_boto3(s3: Any, bucket: str) -> None:
     encoded = s3.list_multipart_uploads(Bucket=bucket, Prefix="data/", EncodingType="url")
     assert [u["Key"] for u in encoded["Uploads"]] == ["data/x.jsonl", "data/x.jsonl"]
 
-    for key, upload_id in zip(keys, ids):
+    for key, upload_id in zip(keys, ids, strict=True):
         s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
     with pytest.raises(ClientError) as exc:

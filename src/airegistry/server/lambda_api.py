@@ -37,6 +37,7 @@ PREFIX = "/2015-03-31/functions"
 MAX_PAYLOAD_DEPTH = 256
 
 _TYPE_ERROR = "InvalidRequestContentException"
+_INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -112,14 +113,15 @@ def _check_payload(payload: bytes) -> None:
             f"{exc} (the payload must be UTF-8 JSON without lone surrogates)")
         raise _Refused(_error(_TYPE_ERROR, f"Could not parse request body into json: {reason}",
                               400)) from None
-    if _depth_exceeds(event, MAX_PAYLOAD_DEPTH):
-        raise _Refused(_error(
-            _TYPE_ERROR,
-            f"Could not parse request body into json: nested deeper than {MAX_PAYLOAD_DEPTH}",
-            400))
+    problem = _payload_problem(event, MAX_PAYLOAD_DEPTH)
+    if problem:
+        raise _Refused(_error(_TYPE_ERROR, f"Could not parse request body into json: {problem}",
+                              400))
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
+def _payload_problem(value: Any, limit: int) -> str | None:
+    """Why a parsed payload cannot reach a function: too deep, or an integer the runtime's
+    64-bit encoding cannot carry (JSON allows any size)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -128,11 +130,13 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
         elif isinstance(item, list):
             children = item
         else:
+            if isinstance(item, int) and not _INT_MIN <= item <= _UINT_MAX:
+                return f"the integer {str(item)[:40]} does not fit in 64 bits"
             continue
         if depth > limit:
-            return True
+            return f"nested deeper than {limit}"
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 def _name(request: Request) -> str:

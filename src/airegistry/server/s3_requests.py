@@ -101,7 +101,8 @@ def stored_header_value(value: str) -> str:
     except UnicodeEncodeError:
         pass
     else:
-        if not _HEADER_CONTROL.search(value):
+        # HTTP field values carry no surrounding whitespace (h11 refuses to send them)
+        if not _HEADER_CONTROL.search(value) and value == value.strip(" \t"):
             return value
     raw = value.encode("utf-8", "surrogateescape")
     return f"=?UTF-8?B?{base64.b64encode(raw).decode()}?="
@@ -138,7 +139,9 @@ def apply_response_overrides(ctx: RequestContext,
                               headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """GetObject's ``response-*`` query parameters replace the matching response headers
     (how presigned download links set a file name or type)."""
-    overrides = {RESPONSE_OVERRIDES[k]: v for k, v in ctx.query if k in RESPONSE_OVERRIDES}
+    # HTTP field values carry no surrounding whitespace (h11 refuses to send them)
+    overrides = {RESPONSE_OVERRIDES[k]: v.strip(" \t") for k, v in ctx.query
+                 if k in RESPONSE_OVERRIDES}
     if not overrides:
         return headers
     for name, value in ctx.query:
