@@ -350,7 +350,8 @@ class HubService:
             "LastModifiedTime": row.modified_at,
         }
 
-    def describe_hub_content(self, params: dict) -> dict:
+    def _content_row(self, params: dict) -> Row:
+        """The version ``params`` name (the latest without HubContentVersion)."""
         hub = self.hub_name_of(params["HubName"])
         content_type, name = params["HubContentType"], params["HubContentName"]
         version = params.get("HubContentVersion")
@@ -361,22 +362,16 @@ class HubService:
             raise self.no_hub(hub) from None
         if row is None:
             raise self.no_content(hub, content_type, name, version)
-        return self._content_output(row)
+        return row
+
+    def describe_hub_content(self, params: dict) -> dict:
+        return self._content_output(self._content_row(params))
 
     def create_hub_content_presigned_urls(self, params: dict) -> dict:
         if self.artifacts is None:
             raise OperationError("ValidationException",
                                  "This registry has no object store to sign URLs for.")
-        hub = self.hub_name_of(params["HubName"])
-        content_type, name = params["HubContentType"], params["HubContentName"]
-        version = params.get("HubContentVersion")
-        try:
-            row = self.repo.get_content(hub, content_type, name,
-                                        parse_version(version) if version is not None else None)
-        except repo_errors.HubNotFound:
-            raise self.no_hub(hub) from None
-        if row is None:
-            raise self.no_content(hub, content_type, name, version)
+        row = self._content_row(params)
         return self.artifacts.presigned_urls(row, self._version(row), params, self._tokens)
 
     def _content_filter(self, params: dict) -> ContentFilter:
