@@ -66,8 +66,8 @@ _ENV_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 MAX_ENVIRONMENT_BYTES = 4096
 
 
-def checked_configuration(operation: str, environment: Any, **strings: Any) -> dict[str, str]:
-    """The environment variables of a create/update, refusing what would be stored unreadable.
+def checked_environment(operation: str, environment: Any, **strings: Any) -> dict[str, str]:
+    """The environment variables of a create, refusing what would be stored unreadable.
 
     The wire checks the whole ``lambda`` model first; this guards the embedded callers:
     ``strings`` (Description, Role, ...) must be strings, ``Environment`` a
@@ -316,8 +316,8 @@ class FunctionService:
     ) -> dict[str, Any]:
         op = "CreateFunction"
         name = self._name(FunctionName, op)
-        variables = checked_configuration(op, Environment, Role=Role, Runtime=Runtime,
-                                          Handler=Handler, Description=Description)
+        variables = checked_environment(op, Environment, Role=Role, Runtime=Runtime,
+                                        Handler=Handler, Description=Description)
         if not isinstance(Code, dict):
             raise lambda_error("InvalidParameterValueException", "Code must be a structure",
                                400, op)

@@ -14,7 +14,7 @@ from urllib.parse import unquote_to_bytes
 
 import anyio
 
-from airegistry.server import s3_xml, sigv4
+from airegistry.server import s3_config, s3_xml, sigv4
 from airegistry.server.asgi import (
     BodyReader,
     BodyTooLarge,
@@ -133,9 +133,16 @@ class S3Handler(S3Listings):
     async def _bucket_op(self, ctx: RequestContext, reader: BodyReader, send: Send,
                          bucket: str) -> None:
         m = ctx.method
-        unsupported = [k for k, _ in ctx.query if k in _UNSUPPORTED_BUCKET_SUBRESOURCES]
-        if unsupported:
-            raise S3Error("NotImplemented", f"Bucket subresource {unsupported[0]!r} is not implemented", 501)
+        config = s3_config.route(m, {k for k, _ in ctx.query}, on_object=False)
+        if config is not None:
+            action, sub = config
+            ctx.operation = (s3_config.BUCKET_READS if action == "read"
+                             else s3_config.BUCKET_DELETES)[sub]
+            await run_sync(self.objects.head_bucket, bucket)
+            if action == "delete":
+                return await send_response(send, ctx, 204, self._base_headers(ctx))
+            return await self._xml(send, ctx,
+                                   s3_config.bucket_configuration(sub, self.config.owner_id))
         if m == "PUT":
             ctx.operation = "CreateBucket"
             body = await read_small_body(reader, ctx, self.config.max_xml_body)
@@ -169,6 +176,16 @@ class S3Handler(S3Listings):
                          verified: sigv4.VerifiedRequest | None, bucket: str, key: str) -> None:
         m = ctx.method
         upload_id = ctx.query_value("uploadId")
+        config = s3_config.route(m, {k for k, _ in ctx.query}, on_object=True)
+        if config is not None:
+            action, sub = config
+            ctx.operation = (s3_config.OBJECT_READS if action == "read"
+                             else s3_config.OBJECT_DELETES)[sub]
+            await run_sync(self.objects.head_object, bucket, key)
+            if action == "delete":
+                return await send_response(send, ctx, 204, self._base_headers(ctx))
+            return await self._xml(send, ctx,
+                                   s3_config.object_configuration(sub, self.config.owner_id))
         if m == "PUT":
             if upload_id is not None:
                 if "x-amz-copy-source" in ctx.headers:
@@ -178,16 +195,12 @@ class S3Handler(S3Listings):
             if "x-amz-copy-source" in ctx.headers:
                 ctx.operation = "CopyObject"
                 return await self.copy_object(ctx, send, bucket, key)
-            if ctx.has_query("tagging") or ctx.has_query("acl") or ctx.has_query("retention"):
-                raise S3Error("NotImplemented", "Object subresources are not implemented", 501)
             ctx.operation = "PutObject"
             return await self.put_object(ctx, reader, send, verified, bucket, key)
         if m in ("GET", "HEAD"):
             if upload_id is not None and m == "GET":
                 ctx.operation = "ListParts"
                 return await self.list_parts(ctx, send, bucket, key, upload_id)
-            if ctx.has_query("tagging") or ctx.has_query("acl"):
-                raise S3Error("NotImplemented", "Object subresources are not implemented", 501)
             ctx.operation = "GetObject" if m == "GET" else "HeadObject"
             return await self.get_object(ctx, send, bucket, key, head=(m == "HEAD"))
         if m == "DELETE":
@@ -208,6 +221,23 @@ class S3Handler(S3Listings):
         raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
 
     # -- helpers -------------------------------------------------------------------------
+
+    async def _check_part_number(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        """GetObject/HeadObject ``partNumber``: part 1 of an object uploaded in one piece is
+        the object; a part beyond the object's parts is 416 ``InvalidPartNumber``. The parts
+        of a multipart object are not kept apart, so reading one of them is not supported."""
+        number = ascii_int(ctx.query_value("partNumber"))
+        if number is None or not 1 <= number <= 10000:
+            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
+                          "10000, inclusive", ArgumentName="partNumber")
+        info = await run_sync(self.objects.head_object, bucket, key)
+        _, _, count = info.etag.partition("-")
+        parts = ascii_int(count) or 1
+        if number > parts:
+            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416)
+        if parts > 1:
+            raise S3Error("NotImplemented", "GetObject of one part of a multipart object is not "
+                          "implemented", 501)
 
     async def _check_expected_owner(self, ctx: RequestContext, bucket: str) -> None:
         """``x-amz-expected-bucket-owner``: a bucket of another account is 403, as on AWS.
@@ -289,9 +319,8 @@ class S3Handler(S3Listings):
         h = ctx.headers
         checksum_mode = h.get("x-amz-checksum-mode", "").upper() == "ENABLED"
         rng = parse_range(h.get("range"))
-        part_number = ctx.query_value("partNumber")
-        if part_number is not None:
-            raise S3Error("NotImplemented", "GetObject by partNumber is not implemented", 501)
+        if ctx.query_value("partNumber") is not None:
+            await self._check_part_number(ctx, bucket, key)
         if_match = h.get("if-match")
         if head or (rng is not None and rng[0] == "suffix") or "if-none-match" in h:
             info = await run_sync(self.objects.head_object, bucket, key)
@@ -434,12 +463,5 @@ async def _drain(reader: BodyReader, ctx: RequestContext) -> None:
         return
     await reader.drain()
 
-
-_UNSUPPORTED_BUCKET_SUBRESOURCES = frozenset({
-    "acl", "cors", "lifecycle", "policy", "tagging", "versioning", "website", "logging",
-    "notification", "replication", "encryption", "object-lock", "versions", "accelerate",
-    "requestPayment", "inventory", "analytics", "metrics", "ownershipControls",
-    "publicAccessBlock", "intelligent-tiering",
-})
 
 __all__ = ["S3Config", "S3Error", "S3Handler", "parse_range", "split_bucket_key"]
