@@ -8,9 +8,10 @@ sent over loopback to a full server (one registry home: hub, blob store, functio
 running under uvicorn. The same seed always produces the same requests.
 
 A response is acceptable when the server answered with a status below 500. ``501
-NotImplemented`` (S3 features the server documents as not implemented: bucket ACLs, CORS,
-lifecycle...) is counted on its own line; every other 5xx, and any request the server
-dropped without answering, is a failure. The figures: requests sent, responses by class.
+NotImplemented`` (valid S3 requests for what the server documents as not implemented:
+configuration writes such as PutBucketPolicy, UploadPartCopy, ListObjectVersions) is
+counted on its own line; every other 5xx, any request the server dropped without
+answering, and any error the server logged, is a failure. The figures: requests sent, responses by class.
 
     python -m tests.fuzz.fuzzer --count 20000 --seed 7     # a larger run, figures printed
 """
