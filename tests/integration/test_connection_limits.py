@@ -183,9 +183,11 @@ def test_a_full_house_of_busy_connections_refuses_with_503(tmp_path: Path) -> No
         for _ in range(4):  # requests in progress: headers complete, body still coming
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
             s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListHubs\r\n"
-                      b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: 1000\r\n\r\n{")
+                      b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: 1000\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+            # "100 Continue" comes once the server reads the body: the request is under way.
+            assert s.recv(4096).startswith(b"HTTP/1.1 100 ")
             busy.append(s)
-        time.sleep(0.5)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
             extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert _response(extra).startswith(b"HTTP/1.1 503 ")
