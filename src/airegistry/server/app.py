@@ -37,7 +37,7 @@ from airegistry.server.auth import AuthConfig
 from airegistry.server.iam import IAM_NS, handle_iam
 from airegistry.server.logging import log_access
 from airegistry.server.metrics import Metrics
-from airegistry.server.s3 import S3Config, S3Handler
+from airegistry.server.s3 import S3Config, S3Handler, virtual_host_bucket
 from airegistry.server.s3_xml import error_document
 from airegistry.server.sts import STS_NS, handle_sts, query_error
 from airegistry.server.wire import (
@@ -88,6 +88,8 @@ class ServerServices:
     lambda_app: ASGIApp | None = None
     #: Extra Prometheus text (job queue depth, runtime workers) appended to /metrics.
     extra_metrics: Callable[[], str] | None = None
+    #: The web UI (airegistry.ui), served for unsigned requests to paths under /ui/.
+    ui_app: ASGIApp | None = None
 
 
 @dataclass
@@ -300,6 +302,12 @@ class AiRegistryApp:
             or ctx.has_query("Signature")
         if not signed and ctx.path in ("/healthz", "/metrics") and ctx.method in ("GET", "HEAD"):
             return await self._ops_endpoint(ctx, send)
+        if not signed and self.services.ui_app is not None and (
+                ctx.path == "/ui" or ctx.path.startswith("/ui/")) \
+                and virtual_host_bucket(ctx, self.s3.config) is None:
+            # "ui" is too short to be a bucket, so path-style S3 never reaches here.
+            ctx.service = ctx.operation = "ui"
+            return await self.services.ui_app(scope, receive, send)
         service = sigv4.credential_service(ctx.headers, ctx.query)
         reader = BodyReader(receive, ctx, None)
         body: bytes | None = None
@@ -586,6 +594,9 @@ def app_factory() -> AiRegistryApp:
     services = open_server_services(home)
     no_auth = os.environ.get(NO_AUTH_ENV, "") == "1"
     auth = None if no_auth else AuthConfig.from_home(home)
+    from airegistry.ui import create_server_ui
+
+    services.ui_app = create_server_ui(home, auth)
     options = ServerOptions()
     bases = os.environ.get("AIREGISTRY_SERVER_VHOST_BASES")
     if bases:
