@@ -120,6 +120,7 @@ def from_counts(counts: Sequence[int], *, lo: float, step: float, title: str,
     tick_every = max(1, math.ceil(count / 5))
     for i in range(0, count + 1, tick_every):
         chart.x_ticks.append(Tick(LEFT + i * bar_w, _fmt(lo + i * step, integer)))
-    for frac in (0, 0.5, 1):
-        chart.y_ticks.append(Tick(chart.base - plot_h * frac, str(round(peak * frac))))
+    for value in sorted({0, peak // 2, peak}):
+        frac = value / peak if peak else 0
+        chart.y_ticks.append(Tick(chart.base - plot_h * frac, f"{value:,}"))
     return chart

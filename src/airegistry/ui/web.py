@@ -158,4 +158,4 @@ def size(n: int | None) -> str:
 def number(n: Any) -> str:
     if isinstance(n, bool) or not isinstance(n, int | float):
         return "" if n is None else str(n)
-    return f"{n:,}" if isinstance(n, int) else f"{n:,.3f}"
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"

@@ -165,12 +165,12 @@ def _run_or_404(request: Request) -> dict[str, Any]:
 def evaluation(request: Request) -> Response:
     web.require_user(request)
     run = _run_or_404(request)
-    chart = None
+    reward_chart = None
     if run.get("bins"):
-        chart = from_counts(run["bins"], lo=0.0, step=1 / BINS, title="reward", x_label="reward")
+        reward_chart = from_counts(run["bins"], lo=0.0, step=1 / BINS, title="reward", x_label="reward")
     lowest = [(item, row_view(item["row"]) if item.get("row") is not None else None)
               for item in run.get("lowest") or []]
-    return web.page(request, "evaluation.html", nav="evaluators", run=run, chart=chart,
+    return web.page(request, "evaluation.html", nav="evaluators", run=run, reward_chart=reward_chart,
                     lowest=lowest, pretty=pretty, running=run["state"] in ("queued", "running"))
 
 
