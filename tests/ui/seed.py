@@ -85,6 +85,9 @@ def build(home: Path, work: Path) -> dict[str, Any]:
         {"prompt": "</pre></div><b>bold?</b>", "completion": "'\"><svg onload=window.__xss=1>"},
     ]), "sft", description=XSS_IMG + XSS_SCRIPT)
 
+    create("to-delete", _jsonl(work / "delete-me.jsonl", _rows_pc(3)), "sft")
+    create("to-delete", _jsonl(work / "delete-me-2.jsonl", _rows_pc(4)), "sft")
+
     # A failed import: rows 2 and 4 break the format. Registered by reference so the
     # bad file reaches the import job (a local file is refused before upload).
     bad = _jsonl(work / "bad.jsonl", [

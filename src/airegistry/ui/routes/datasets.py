@@ -66,7 +66,7 @@ def confirm_delete(request: Request) -> Response:
     model = web.state(request).model
     ds = model.dataset(request.path_params["name"], web.version_param(request.query_params.get("version")))
     return web.page(request, "confirm_delete.html", nav="datasets", kind="datasets",
-                    what="dataset", name=ds.name, version=ds.version, status=ds.status)
+                    what="dataset", name=ds.name, version=ds.version, content_status=ds.status)
 
 
 async def delete(request: Request) -> Response:

@@ -185,7 +185,7 @@ def confirm_delete(request: Request) -> Response:
     model = web.state(request).model
     ev = model.evaluator(request.path_params["name"], web.version_param(request.query_params.get("version")))
     return web.page(request, "confirm_delete.html", nav="evaluators", kind="evaluators",
-                    what="evaluator", name=ev.name, version=ev.version, status=ev.status)
+                    what="evaluator", name=ev.name, version=ev.version, content_status=ev.status)
 
 
 async def delete(request: Request) -> Response:
