@@ -174,3 +174,37 @@ def test_histogram_bins_and_ticks() -> None:
     assert [b.count for b in rewards.bars] == [0, 5, 10]
     assert rewards.bars[2].height > rewards.bars[1].height > rewards.bars[0].height == 0
     assert histogram([], title="empty").bars == []
+
+
+def test_datasets_in_a_bucket_outside_the_registry_preview_through_s3_ranges(
+        model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset registered by reference to someone else's S3 (here a moto server)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from airegistry.dataset import DataSet
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        rows = [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(1, 80)]
+        body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="team-data")
+        s3.put_object(Bucket="team-data", Key="sft/train.jsonl", Body=body)
+        DataSet.create("external", "s3://team-data/sft/train.jsonl", "sft",
+                       sagemaker_session=model.session)
+        ds = model.dataset("external")
+        assert ds.status == "Available" and ds.method == "generated"
+        first = model.preview(ds, Cursor())
+        second = model.preview(ds, first.next)
+        assert second.rows[0].value == rows[50] and second.next is None
+        assert b"".join(model.download(ds)[1]) == body
+    finally:
+        server.stop()
