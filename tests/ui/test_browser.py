@@ -252,7 +252,7 @@ def test_delete_a_version_after_confirming(logged_in: Any, ui_server: UIServer) 
     assert "Delete dataset to-delete version 2.0.0?" in page.locator("h1").inner_text()
     page.click("button.danger")
     assert "Deleted dataset to-delete version 2.0.0." in page.locator(".banner.ok").inner_text()
-    page.goto(ui_server.url + "/ui/datasets/to-delete")
+    assert page.url.endswith("/ui/datasets/to-delete")  # back on the dataset, now at 1.0.0
     assert page.locator("h1 .version").inner_text() == "v1.0.0"
     response = page.goto(ui_server.url + "/ui/datasets/to-delete?version=2.0.0")
     assert response is not None and response.status == 404

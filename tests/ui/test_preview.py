@@ -21,8 +21,13 @@ from airegistry.ui.preview import (
 )
 
 
-def ranged(data: bytes, chunk: int = 1 << 20) -> RangedFile:
-    return RangedFile(lambda first, last: data[first : last + 1], len(data), chunk=chunk)
+def ranged(data: bytes, chunk: int = 1 << 20, short: int | None = None) -> RangedFile:
+    """``short``: every ranged read returns at most that many bytes (a slow network)."""
+    def fetch(first: int, last: int) -> bytes:
+        end = last + 1 if short is None else min(last + 1, first + short)
+        return data[first:end]
+
+    return RangedFile(fetch, len(data), chunk=chunk)
 
 
 def jsonl(rows: list) -> bytes:
@@ -100,6 +105,23 @@ def test_json_arrays_are_split_into_elements_with_offsets() -> None:
     assert nxt.rows[0].number == 51 and [r.value for r in nxt.rows] == rows[50:]
     assert nxt.next is None
     assert read_page(f, "json", Cursor(51)).rows[0].value == rows[50]
+
+
+@pytest.mark.parametrize("short", [1, 7, 64])
+def test_short_reads_split_rows_anywhere(short: int) -> None:
+    rows = [{"prompt": f'"}}, ✓ {i} ' + "x" * i, "completion": {"n": [i, "]"]}} for i in range(1, 61)]
+    as_json = ("[" + ", ".join(json.dumps(r, ensure_ascii=False) for r in rows) + "]").encode()
+    as_jsonl = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    for file_type, data in (("json", as_json), ("jsonl", as_jsonl)):
+        f = ranged(data, short=short)
+        page = read_page(f, file_type, Cursor())
+        assert [r.value for r in page.rows] == rows[:50], file_type
+        assert [r.value for r in read_page(f, file_type, page.next).rows] == rows[50:]
+    out = io.StringIO()
+    csv.writer(out).writerows([["prompt"]] + [[f"a\nb {i} ✓"] for i in range(1, 61)])
+    f = ranged(out.getvalue().encode(), short=short)
+    page = read_page(f, "csv", Cursor())
+    assert read_page(f, "csv", page.next).rows[-1].value == {"prompt": "a\nb 60 ✓"}
 
 
 def test_json_with_unicode_and_a_broken_element() -> None:

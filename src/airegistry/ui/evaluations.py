@@ -42,8 +42,8 @@ class EvaluationRunner:
         """Check both exist, record the run as queued, and start it; returns the run id."""
         ev = self.model.evaluator(evaluator, evaluator_version)
         ds = self.model.dataset(dataset, dataset_version)
-        rows = ds.stats.get("rows")
-        total = min(rows, limit) if isinstance(rows, int) and limit else (rows if isinstance(rows, int) else limit)
+        rows = ds.stats.get("rows") if isinstance(ds.stats.get("rows"), int) else None
+        total = min(t for t in (rows, limit) if t is not None) if rows or limit else None
         run_id = self.store.new_id()
         record: dict[str, Any] = {
             "id": run_id, "state": "queued", "evaluator": ev.name, "evaluator_version": ev.version,

@@ -247,8 +247,11 @@ def _json_rows(f: RangedFile, start: Cursor, limit_bytes: int) -> Iterator[Previ
                 if end < len(s.text) or s.eof:
                     break
             except ValueError as exc:
+                # An element cut by the end of what was read fails near the end, or as an
+                # unterminated string (reported where the string starts): read on.
                 pos = getattr(exc, "pos", 0)
-                if s.eof or (pos < len(s.text) - 8 and len(s.text) > 8):
+                cut = pos >= len(s.text) - 8 or str(exc).startswith("Unterminated string")
+                if s.eof or not cut:
                     if skip <= 0:
                         yield PreviewRow(number, at, raw=s.text[:PREVIEW_ROW_BYTES],
                                          error=f"not valid JSON: {exc}")

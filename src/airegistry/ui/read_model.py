@@ -22,7 +22,6 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from airegistry import keywords as kw
@@ -39,6 +38,15 @@ from airegistry.session import Session
 from airegistry.stats_markdown import parse_stats_markdown
 from airegistry.ui import preview, render
 from airegistry.ui.charts import Chart, histogram
+from airegistry.ui.views import (
+    DatasetView,
+    EvaluatorView,
+    ListItem,
+    ListPage,
+    Overview,
+    TryResult,
+    Version,
+)
 
 PAGE_SIZE = 50
 #: Rows read to draw the text-length histograms (the import statistics hold no histogram).
@@ -54,106 +62,6 @@ class NotFound(Exception):
 
 class BadRequest(Exception):
     """The request itself is wrong: a bad version string, a bad row position (400 page)."""
-
-
-@dataclass
-class ListItem:
-    name: str
-    version: str
-    status: str
-    description: str | None
-    created: float
-    technique: str | None = None
-    format: str | None = None
-    rows: int | None = None
-    bytes: int | None = None
-    type: str | None = None
-    method: str | None = None
-    reference: str | None = None
-    failure_reason: str | None = None
-    kind: str = "datasets"
-
-
-@dataclass
-class ListPage:
-    items: list[ListItem]
-    total: int
-    page: int
-    pages: int
-
-
-@dataclass
-class Version:
-    version: str
-    status: str
-    created: float
-
-
-@dataclass
-class DatasetView:
-    name: str
-    version: str
-    arn: str
-    status: str
-    description: str | None
-    created: float
-    modified: float
-    technique: str | None
-    method: str | None
-    bucket: str
-    key: str
-    file_type: str | None
-    stats: dict[str, Any]
-    failure_reason: str | None
-    failure_lines: list[int]
-    failure_details: list[str]
-    tags: list[tuple[str, str]]
-    versions: list[Version]
-
-    @property
-    def source(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def format(self) -> str | None:
-        return self.stats.get("format")
-
-
-@dataclass
-class EvaluatorView:
-    name: str
-    version: str
-    arn: str
-    status: str
-    description: str | None
-    created: float
-    modified: float
-    type: str | None
-    method: str | None
-    reference: str | None
-    failure_reason: str | None
-    versions: list[Version]
-    code: str | None = None
-    template: str | None = None
-    placeholders: list[str] = field(default_factory=list)
-    source_note: str | None = None
-
-
-@dataclass
-class Overview:
-    counts: dict[str, dict[str, tuple[int, int]]]
-    recent: list[ListItem]
-    failed: list[ListItem]
-
-
-@dataclass
-class TryResult:
-    event: dict[str, Any]
-    reward: float | None
-    details: Any
-    error: str | None
-    error_type: str | None
-    latency_ms: float
 
 
 class ReadModel:
@@ -482,6 +390,9 @@ class ReadModel:
     # -- deleting -------------------------------------------------------------------------------
 
     def delete_version(self, kind: str, name: str, version: str) -> bool:
+        """Delete one version through the SDK (a BYOC function goes with its version)."""
+        from botocore.exceptions import ClientError
+
         from airegistry.dataset import DataSet
         from airegistry.evaluator import Evaluator
 
@@ -490,11 +401,15 @@ class ReadModel:
             return entity.delete_by_name(name, version, sagemaker_session=self.session)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Message")
-            if code:
-                raise BadRequest(code) from None
-            raise
+        except ClientError as exc:  # e.g. ResourceInUse: the version is still importing
+            raise BadRequest(exc.response.get("Error", {}).get("Message") or str(exc)) from None
+
+    def exists(self, kind: str, name: str) -> bool:
+        try:
+            self._describe(KINDS[kind], name, None)
+        except NotFound:
+            return False
+        return True
 
 
 def _first(rows: Iterator[preview.PreviewRow]) -> Iterator[preview.PreviewRow]:

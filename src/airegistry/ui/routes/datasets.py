@@ -79,6 +79,8 @@ async def delete(request: Request) -> Response:
     deleted = await web.blocking(web.state(request).model.delete_version, "datasets", name, version)
     web.flash(request, f"Deleted dataset {name} version {version}." if deleted
               else f"Dataset {name} version {version} was already gone.")
+    if await web.blocking(web.state(request).model.exists, "datasets", name):
+        return web.redirect(web.name_path("/ui/datasets", name))
     return web.redirect("/ui/datasets")
 
 

@@ -198,6 +198,8 @@ async def delete(request: Request) -> Response:
     deleted = await web.blocking(web.state(request).model.delete_version, "evaluators", name, version)
     web.flash(request, f"Deleted evaluator {name} version {version}." if deleted
               else f"Evaluator {name} version {version} was already gone.")
+    if await web.blocking(web.state(request).model.exists, "evaluators", name):
+        return web.redirect(web.name_path("/ui/evaluators", name))
     return web.redirect("/ui/evaluators")
 
 
