@@ -121,11 +121,16 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
 
     root = tmp_path_factory.mktemp("ui")
     home = root / "home"
-    old = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("AIREGISTRY_HUB")}
+    # Seed under the environment the server process gets (clean_env): same region, so
+    # the same hub name, and no hub or bucket overrides.
+    saved = {k: os.environ.pop(k) for k in list(os.environ)
+             if k.startswith(("AIREGISTRY_HUB", "AIREGISTRY_BUCKET", "AWS_REGION", "AWS_DEFAULT_REGION"))}
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     try:
         data = seed.build(home, root / "files")
     finally:
-        os.environ.update(old)
+        os.environ.pop("AWS_DEFAULT_REGION", None)
+        os.environ.update(saved)
         close_homes()  # the server process owns the home from here on
     proc, url, log = start_server(home)
     try:

@@ -276,6 +276,7 @@ def test_try_an_evaluator_on_a_dataset_row(logged_in: Any, ui_server: UIServer, 
     assert page.locator("#reward").inner_text() == f"{len(response) / 40:.4f}"
     assert "latency" in page.locator("#try-result").inner_text()
     assert "try=" in page.url
+    assert page.locator("#try form.pick input[name=dataset]").input_value() == "sft-pc"
     _shot(page, shots, "evaluator-try")
     # A handler error is a result on the page, not a crash.
     page.fill("textarea[name=extra]", "[1, 2]")

@@ -47,12 +47,12 @@ def signing_key(home: Path) -> str:
     except FileExistsError:
         pass
     else:
-        tmp_value = secrets.token_hex(32)
+        value = secrets.token_hex(32)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(tmp_value)
+            fh.write(value)
             fh.flush()
             os.fsync(fh.fileno())
-        return tmp_value
+        return value
     for _ in range(100):  # another process created it a moment ago and may still be writing
         value = path.read_text(encoding="ascii").strip()
         if len(value) == 64:

@@ -89,6 +89,7 @@ def evaluator_detail(request: Request) -> Response:
     tried = st.store.get(TRIES, q.get("try", "")) if q.get("try") else None
     if tried and tried.get("evaluator") == ev.name:
         fields = tried["fields"]
+        picked.update(tried.get("picked") or {})
     else:
         tried = None
     runs = [r for r in st.store.recent(RUNS, 50) if r.get("evaluator") == ev.name][:10]
@@ -127,7 +128,8 @@ async def try_it(request: Request) -> Response:
     fields, event = _event_from_form(form)
     result = await web.blocking(st.model.try_evaluator, name, version, event)
     try_id = st.store.new_id()
-    record = {"id": try_id, "evaluator": name, "version": version, "fields": fields,
+    picked = {k: str(form.get(k) or "")[:100] for k in ("dataset", "row")}
+    record = {"id": try_id, "evaluator": name, "version": version, "fields": fields, "picked": picked,
               "reward": result.reward, "details": result.details, "error": result.error,
               "error_type": result.error_type, "latency_ms": result.latency_ms, "at": time.time()}
     await web.blocking(st.store.put, TRIES, try_id, record)
