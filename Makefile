@@ -36,6 +36,14 @@ system-deps:
 	      || echo "note: could not install postgresql; PostgreSQL tests will be skipped (fail under CI=true)"; \
 	  else echo "note: postgresql not installed; PostgreSQL tests will be skipped (fail under CI=true)"; fi; \
 	fi
+	@# Debian's chromium runs the web UI's browser tests (Playwright cannot download its own
+	@# browser offline); without it they skip locally and fail under CI=true.
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	      || echo "note: could not install chromium; the UI browser tests cannot run"; \
+	  else echo "note: chromium not installed (apt-get install chromium); the UI browser tests will skip"; fi; \
+	fi
 
 test: install system-deps
 	$(BIN)/ruff check src tests benchmarks examples

@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_server_parser(groups)
+        from airegistry.cli.ui import add_ui_parser
+
+        add_ui_parser(groups)
     return parser
 
 

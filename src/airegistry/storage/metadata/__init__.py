@@ -3,10 +3,12 @@
 SQL lives in this package and nowhere else. Services take a repository:
 ``HubRepository`` (hubs and their contents, with the import job a content version
 starts), ``JobRepository`` (the import queue), ``FunctionRepository`` (deployed
-functions), ``SettingsRepository`` (shared named values). ``Database`` is the engine and
+functions), ``SettingsRepository`` (shared named values), ``BrowseRepository`` (filtered,
+counted pages for the web UI's tables). ``Database`` is the engine and
 its transactions; ``migrate`` brings a database to the newest schema.
 """
 
+from airegistry.storage.metadata.browse import BrowsePage, BrowseRepository, BrowseRow
 from airegistry.storage.metadata.database import DATABASE_URL_ENV, Database, DatabaseUnavailable
 from airegistry.storage.metadata.functions import FunctionExists, FunctionRepository
 from airegistry.storage.metadata.hubs import HubRepository
@@ -17,6 +19,9 @@ from airegistry.storage.metadata.settings import SettingsRepository
 __all__ = [
     "DATABASE_URL_ENV",
     "HEAD_REVISION",
+    "BrowsePage",
+    "BrowseRepository",
+    "BrowseRow",
     "Claimed",
     "Database",
     "DatabaseUnavailable",
