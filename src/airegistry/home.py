@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from airegistry.runtime.functions import FunctionService
     from airegistry.server.app import ServerServices
     from airegistry.storage.objects import ObjectStore
+    from airegistry.training.service import TrainingJobService
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,13 @@ class Home:
     def wire(self) -> SageMakerWire:
         from airegistry.hub.wire import SageMakerWire
 
-        return SageMakerWire(self.hub.handlers())
+        return SageMakerWire(self.hub.handlers() | self.training.handlers())
+
+    @cached_property
+    def training(self) -> TrainingJobService:
+        from airegistry.training.service import TrainingJobService
+
+        return TrainingJobService(self.db, account_id=self.account_id, region=self.region)
 
     @cached_property
     def functions(self) -> FunctionService:
