@@ -1,0 +1,12 @@
+"""SFTTrainer: supervised fine-tuning on prompt-completion, input-output, chat or converse data."""
+
+from __future__ import annotations
+
+from airegistry.train.base import BaseTrainer
+from airegistry.train.common import CustomizationTechnique
+
+
+class SFTTrainer(BaseTrainer):
+    """Supervised fine-tuning (TRL ``SFTTrainer``), LoRA or full weights."""
+
+    technique = CustomizationTechnique.SFT
