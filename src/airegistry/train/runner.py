@@ -87,7 +87,9 @@ def _common_args(spec: RunSpec, work: Path, has_eval: bool) -> dict[str, Any]:
     hp = spec.hyperparameters
     use_cpu, bf16 = _device_settings(spec)
     eval_steps = hp.get("eval_steps") or 0
+    extra = {"gradient_checkpointing": True} if hp["gradient_checkpointing"] else {}
     return {
+        **extra,
         "output_dir": str(work / "trl"),
         "max_steps": hp["max_steps"],
         "num_train_epochs": hp["num_train_epochs"],
@@ -101,7 +103,6 @@ def _common_args(spec: RunSpec, work: Path, has_eval: bool) -> dict[str, Any]:
         "max_grad_norm": hp["max_grad_norm"],
         "logging_steps": hp["logging_steps"],
         "seed": hp["seed"],
-        "gradient_checkpointing": hp["gradient_checkpointing"],
         "bf16": bf16,
         "use_cpu": use_cpu,
         "report_to": "none",
