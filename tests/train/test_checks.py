@@ -16,7 +16,15 @@ from airegistry.train.rlaif_trainer import RLAIFTrainer
 from airegistry.train.rlvr_trainer import RLVRTrainer
 from airegistry.train.sft_trainer import SFTTrainer
 
-from .conftest import FAILING_REWARD_FUNCTION, REWARD_FUNCTION, RL_SMALL, SMALL, dpo_rows, rl_rows, sft_rows
+from .conftest import (
+    FAILING_REWARD_FUNCTION,
+    REWARD_FUNCTION,
+    RL_SMALL,
+    SMALL,
+    dpo_rows,
+    rl_rows,
+    sft_rows,
+)
 
 
 def no_jobs() -> bool:
@@ -29,7 +37,7 @@ def test_dataset_of_another_technique_names_both(registry_home, tiny_model, make
                                          r"prompt_completion, input_output, chat, converse"):
         SFTTrainer(model=str(tiny_model), training_dataset=prefs).train()
     sft = make_dataset("sft", sft_rows(), "sft")
-    with pytest.raises(ValueError, match="prompt_completion data.*DPOTrainer takes preference"):
+    with pytest.raises(ValueError, match=r"prompt_completion data.*DPOTrainer takes preference"):
         DPOTrainer(model=str(tiny_model), training_dataset=sft.arn).train()
     assert no_jobs()
 
@@ -44,15 +52,15 @@ def test_dataset_importing_or_import_failed(registry_home, tiny_model, make_data
     with pytest.raises(ValueError, match="failed to import"):
         DataSet.create("broken", "s3://user-bucket/bad.jsonl", "sft")
     failed = DataSet.get("broken")
-    with pytest.raises(ValueError, match="broken version 1.0.0 failed to import .*line 2"):
+    with pytest.raises(ValueError, match=r"broken version 1.0.0 failed to import .*line 2"):
         SFTTrainer(model=str(tiny_model), training_dataset=failed).train()
-    with pytest.raises(ValueError, match="s3://user-bucket/bad.jsonl is not valid for SFT.*line 2"):
+    with pytest.raises(ValueError, match=r"s3://user-bucket/bad.jsonl is not valid for SFT.*line 2"):
         SFTTrainer(model=str(tiny_model), training_dataset="s3://user-bucket/bad.jsonl").train()
     session.home.jobs.stop()  # the import stays queued
     path = tmp_path / "queued.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in sft_rows()))
     queued = DataSet.create("queued", str(path), "sft", wait=False)
-    with pytest.raises(ValueError, match="queued version 1.0.0 is still Importing"):
+    with pytest.raises(ValueError, match=r"queued version 1.0.0 is still Importing"):
         SFTTrainer(model=str(tiny_model), training_dataset=queued).train()
     assert no_jobs()
 
@@ -76,9 +84,9 @@ def test_evaluator_of_the_wrong_type(registry_home, tiny_model, make_dataset, ma
     data = make_dataset("rl", rl_rows(), "rlvr")
     prompt = Evaluator.create("judge-me", "RewardPrompt", "Rate {response}. Score (1-10):")
     function = make_reward("fn", REWARD_FUNCTION)
-    with pytest.raises(ValueError, match="judge-me version 1.0.0 is a RewardPrompt; RLVRTrainer needs a RewardFunction"):
+    with pytest.raises(ValueError, match=r"judge-me version 1.0.0 is a RewardPrompt; RLVRTrainer needs a RewardFunction"):
         RLVRTrainer(model=str(tiny_model), custom_reward_function=prompt, training_dataset=data).train()
-    with pytest.raises(ValueError, match="fn version 1.0.0 is a RewardFunction; RLAIFTrainer needs a RewardPrompt"):
+    with pytest.raises(ValueError, match=r"fn version 1.0.0 is a RewardFunction; RLAIFTrainer needs a RewardPrompt"):
         RLAIFTrainer(model=str(tiny_model), reward_prompt=function.arn, training_dataset=data).train()
     with pytest.raises(ValueError, match="Evaluator nope does not exist"):
         RLVRTrainer(model=str(tiny_model), custom_reward_function="nope", training_dataset=data).train()
@@ -100,7 +108,7 @@ def test_missing_model_names_both_places(registry_home, make_dataset, tmp_path) 
 
 def test_unknown_hyperparameter_lists_valid_ones(registry_home, tiny_model, make_dataset) -> None:
     data = make_dataset("sft", sft_rows(), "sft")
-    with pytest.raises(ValueError, match="Unknown hyperparameter lora_rank for SFT; valid names: .*lora_r,"):
+    with pytest.raises(ValueError, match=r"Unknown hyperparameter lora_rank for SFT; valid names: .*lora_r,"):
         SFTTrainer(model=str(tiny_model), training_dataset=data, hyperparameters={"lora_rank": 4}).train()
     with pytest.raises(ValueError, match="num_generations"):
         SFTTrainer(model=str(tiny_model), training_dataset=data,

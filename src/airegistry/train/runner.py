@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -181,7 +182,7 @@ def _callback(reporter: JobReporter, tracker: MlflowRun | None, scorer: RewardSc
             if scorer is not None:
                 numbers.update({f"{k}_total": v for k, v in scorer.stats.metrics().items()
                                 if k != "mean_reward"})
-            row = {"step": state.global_step, "epoch": state.epoch, **numbers}
+            row = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **numbers}
             reporter.metric_row(row)
             shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items())
             reporter.log_line(f"step {state.global_step}: {shown}")
@@ -250,6 +251,25 @@ def _load_rows(entry: DatasetInput, session: Session) -> list[dict[str, Any]]:
 
 
 def _train(spec: RunSpec, session: Session, reporter: JobReporter, tracker: MlflowRun | None) -> str:
+    """The run itself, with the libraries' own progress bars off (the job has its own)."""
+    import datasets.utils.logging as datasets_logging
+    import transformers.utils.logging as transformers_logging
+
+    bars = datasets_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        return _train_quietly(spec, session, reporter, tracker)
+    finally:
+        if bars[0]:
+            datasets_logging.enable_progress_bar()
+        if bars[1]:
+            transformers_logging.enable_progress_bar()
+
+
+def _train_quietly(
+    spec: RunSpec, session: Session, reporter: JobReporter, tracker: MlflowRun | None
+) -> str:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
