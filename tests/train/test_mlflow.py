@@ -17,6 +17,9 @@ def test_params_metrics_and_lineage_are_logged(registry_home, tiny_model, make_d
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     data = make_dataset("sft", sft_rows(), "sft")
+    # Artifacts (lineage.json) go under the test's directory, not the working directory.
+    MlflowClient(tracking_uri=uri).create_experiment(
+        "tiny-exp", artifact_location=(tmp_path / "artifacts").as_uri())
     job = SFTTrainer(model=str(tiny_model), training_dataset=data, hyperparameters=SMALL,
                      mlflow_resource_arn=uri, mlflow_experiment_name="tiny-exp",
                      mlflow_run_name="first-run").train()
@@ -34,3 +37,4 @@ def test_params_metrics_and_lineage_are_logged(registry_home, tiny_model, make_d
     assert tags["airegistry.lineage.datasets.0.version"] == data.version
     assert tags["airegistry.lineage.versions.trl"]
     assert job.environment["MLFLOW_TRACKING_URI"] == uri
+    assert (tmp_path / "artifacts").is_dir()

@@ -10,6 +10,7 @@ ends the record ``Completed``, ``Stopped`` (weights kept, not registered) or ``F
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
 import time
 import traceback
@@ -161,10 +162,25 @@ def _callback(reporter: JobReporter, tracker: MlflowRun | None, scorer: RewardSc
     from transformers import TrainerCallback
 
     class JobCallback(TrainerCallback):
-        """Progress and metrics into the record; stop requests into TRL's control."""
+        """Progress and metrics into the record; stop requests into TRL's control.
+
+        On a terminal (training in the caller's process), a progress bar shows the steps.
+        """
+
+        bar: Any = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             reporter.secondary("Training", f"Training for {state.max_steps} steps")
+            if sys.stdout.isatty():
+                from rich.progress import Progress
+
+                self.bar = Progress(transient=False)
+                self.task = self.bar.add_task(f"training {reporter.job_name}", total=state.max_steps)
+                self.bar.start()
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.stop()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             epochs = max(1, math.ceil(state.num_train_epochs or 1))
@@ -173,6 +189,8 @@ def _callback(reporter: JobReporter, tracker: MlflowRun | None, scorer: RewardSc
                 TotalStepCountPerEpoch=math.ceil(state.max_steps / epochs),
             )
             reporter.status_message(f"step {state.global_step} of {state.max_steps}")
+            if self.bar is not None:
+                self.bar.update(self.task, completed=state.global_step)
             if reporter.stop_requested.is_set():
                 control.should_training_stop = True
 
