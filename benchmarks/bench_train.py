@@ -4,7 +4,9 @@ Run:  .venv/bin/python benchmarks/bench_train.py [--steps 40] [--quick]
 
 In one run, on the same tiny model (built here, nothing downloaded) and the same data:
 
-  (a) plain TRL ``SFTTrainer`` on a python-list dataset (``Dataset.from_list``), LoRA;
+  (a) plain TRL ``SFTTrainer`` on a python-list dataset (``Dataset.from_list``), LoRA, with
+      the settings ours uses (fp32 on the CPU, no gradient checkpointing: TRL's own defaults
+      turn both bf16 and checkpointing on, which would make the anchor slower);
   (b) ``airegistry.train.sft_trainer.SFTTrainer`` on the same rows registered as a dataset
       (embedded registry: job record, heartbeats, metric rows, upload and registration
       around the same TRL loop).
@@ -105,7 +107,7 @@ def bench_plain_trl(model: Path, data: list[dict], steps: int, work: Path) -> fl
     config = SFTConfig(output_dir=str(work / "plain"), max_steps=steps, per_device_train_batch_size=4,
                        learning_rate=1e-4, logging_steps=1, report_to="none", save_strategy="no",
                        disable_tqdm=True, use_cpu=True, max_length=1024, seed=42,
-                       dataloader_pin_memory=False)
+                       dataloader_pin_memory=False, bf16=False, gradient_checkpointing=False)
     lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model), args=config,

@@ -89,9 +89,9 @@ def _common_args(spec: RunSpec, work: Path, has_eval: bool) -> dict[str, Any]:
     hp = spec.hyperparameters
     use_cpu, bf16 = _device_settings(spec)
     eval_steps = hp.get("eval_steps") or 0
-    extra = {"gradient_checkpointing": True} if hp["gradient_checkpointing"] else {}
     return {
-        **extra,
+        # TRL turns checkpointing on by default; ours is off unless asked (small runs).
+        "gradient_checkpointing": hp["gradient_checkpointing"],
         "output_dir": str(work / "trl"),
         "max_steps": hp["max_steps"],
         "num_train_epochs": hp["num_train_epochs"],
