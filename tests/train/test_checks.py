@@ -158,3 +158,17 @@ def test_conversational_data_needs_a_chat_template(registry_home, make_dataset, 
                                                {"role": "assistant", "content": "Hello!"}]}] * 4, "sft")
     with pytest.raises(ValueError, match="no chat template"):
         SFTTrainer(model=str(plain), training_dataset=chat).train()
+
+
+def test_missing_training_stack_names_the_extra(monkeypatch) -> None:
+    import importlib
+    import importlib.util
+    import sys
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("trl", "peft") else real(name, *a))
+    monkeypatch.delitem(sys.modules, "airegistry.train.sft_trainer")
+    with pytest.raises(ImportError, match=r"Training needs trl, peft, which are not installed: "
+                                          r"pip install 'airegistry\[train\]'"):
+        importlib.import_module("airegistry.train.sft_trainer")

@@ -21,14 +21,18 @@ class TrainingType(str, Enum):
         return self.value
 
 
+TRAINING_LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
+
+
 def require_training_libraries() -> None:
-    """Fail with the install hint when the training stack is missing (before any work)."""
-    missing = []
-    for module in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
+    """Fail with the install hint when the training stack is missing.
+
+    The trainer modules call it when imported; it only looks the packages up (importing
+    torch and TRL takes seconds, and happens when a run starts).
+    """
+    from importlib.util import find_spec
+
+    missing = [module for module in TRAINING_LIBRARIES if find_spec(module) is None]
     if missing:
         raise ImportError(
             f"Training needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "

@@ -7,8 +7,10 @@ from typing import Any
 from airegistry.air_constants import REWARD_PROMPT
 from airegistry.session import Session
 from airegistry.train.base import BaseTrainer
-from airegistry.train.common import CustomizationTechnique
+from airegistry.train.common import CustomizationTechnique, require_training_libraries
 from airegistry.train.inputs import DatasetInput, resolve_evaluator
+
+require_training_libraries()
 
 
 class RLAIFTrainer(BaseTrainer):

@@ -7,9 +7,11 @@ from typing import Any
 from airegistry.air_constants import REWARD_FUNCTION
 from airegistry.session import Session
 from airegistry.train.base import BaseTrainer
-from airegistry.train.common import CustomizationTechnique
+from airegistry.train.common import CustomizationTechnique, require_training_libraries
 from airegistry.train.inputs import DatasetInput, resolve_evaluator
 from airegistry.train.rewards import CONTRACTS, validate_reward_function
+
+require_training_libraries()
 
 
 class RLVRTrainer(BaseTrainer):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from airegistry.train.base import BaseTrainer
-from airegistry.train.common import CustomizationTechnique
+from airegistry.train.common import CustomizationTechnique, require_training_libraries
+
+require_training_libraries()
 
 
 class SFTTrainer(BaseTrainer):
