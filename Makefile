@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_validate.py --size-mb 50
 	$(BIN)/python benchmarks/bench_evaluators.py
 	$(BIN)/python benchmarks/bench_server.py --quick
+	$(BIN)/python benchmarks/bench_train.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

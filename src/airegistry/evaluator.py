@@ -458,6 +458,28 @@ class Evaluator(AIRHubEntity):
                 ) from None
             raise
 
+    def invoke_payload(self, payload: Any) -> tuple[bool, Any]:
+        """Run this reward function once on any JSON ``payload``; ``(ok, what it returned)``.
+
+        No reward-contract check is applied: this is for callers that speak another
+        contract, such as the official SDK's batch contract (a list of samples in, a list
+        of scores out). When not ok, the second item is Lambda's error payload
+        (``errorType``, ``errorMessage``).
+        """
+        if self.type == REWARD_PROMPT:
+            raise ValueError(f"Evaluator {self.name} is a reward prompt; it has no function to invoke")
+        session = resolve_session(self.sagemaker_session)
+        reference = self.reference or ""
+        if session.backend == "embedded":
+            if not session.functions.owns_arn(reference):
+                raise EvaluatorNotReachableError(
+                    f"Evaluator {self.name} points at {reference}, which this registry cannot run."
+                )
+            result = session.functions.invoke_batch(reference, [payload])[0]
+            return result.ok, result.payload
+        response = session.functions.invoke(FunctionName=reference, Payload=json.dumps(payload).encode())
+        return "FunctionError" not in response, json.loads(response["Payload"].read() or b"null")
+
     @staticmethod
     def _outcome(index: int, ok: bool, payload: Any) -> RewardOutcome:
         if ok:
