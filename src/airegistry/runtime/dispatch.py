@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from . import errors as E
-from .errors import PoolClosedError
+from .errors import InvocationCancelledError, PoolClosedError
 from .guest import frames as F
 from .spec import InvocationResult
 
@@ -205,3 +206,66 @@ def encode_events(events: list[Any], offset: int) -> bytes:
             except (TypeError, ValueError, OverflowError) as exc:
                 raise TypeError(f"event #{offset + i} cannot be serialised: {exc}") from None
         raise
+
+
+def split_after_loss(
+    chunks: list[tuple[int, Chunk]],
+    head_done: int,
+    culprit: int,
+    info: F.ErrorInfo,
+    logs: str,
+    max_requeues: int,
+) -> list[Chunk]:
+    """After a worker was lost: fail the culprit call with ``info`` and return the rest of its
+    chunks as new chunks to re-run (calls re-run too often fail instead of looping)."""
+    retry: list[Chunk] = []
+    for index, (first_id, chunk) in enumerate(chunks):
+        start = head_done if index == 0 else 0
+        stop = len(chunk.events)
+        k = culprit - first_id
+        if start <= k < stop:
+            chunk.fail(k, k + 1, info, logs)
+            pieces = [(start, k), (k + 1, stop)]
+        else:
+            pieces = [(start, stop)]
+        for lo, hi in pieces:
+            if lo >= hi:
+                continue
+            part = Chunk(
+                chunk.sink, chunk.offset + lo, chunk.events[lo:hi], None, chunk.requeues + 1
+            )
+            if part.requeues > max_requeues:
+                part.fail(
+                    0,
+                    hi - lo,
+                    F.ErrorInfo(
+                        info.error_type,
+                        f"{info.message} (this call was re-run {max_requeues} times after "
+                        "losing its worker and is not retried again)",
+                    ),
+                    "",
+                )
+            else:
+                retry.append(part)
+    return retry
+
+
+def wait_for_results(
+    sink: Sink,
+    cancel: threading.Event | None,
+    progress: Callable[[int], None] | None,
+    interval_s: float,
+) -> None:
+    """Wait for a caller's results, reporting progress and honouring cancellation."""
+    reported = 0
+    while not sink.done.wait(interval_s):
+        if progress is not None:
+            finished = sink.finished
+            if finished > reported:
+                progress(finished - reported)
+                reported = finished
+        if cancel is not None and cancel.is_set():
+            sink.abort(InvocationCancelledError(list(sink.results)))
+            return
+    if progress is not None and sink.error is None and sink.finished > reported:
+        progress(sink.finished - reported)

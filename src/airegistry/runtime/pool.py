@@ -33,13 +33,22 @@ from typing import Any
 import msgspec
 
 from . import errors as E
-from . import sandbox as S
 from .channel import READ_SIZE, StartupFailed, WorkerLost, WorkerProcess
 from .deadlines import DeadlineWatch
-from .dispatch import Chunk, Flight, Latch, Sink, WorkQueue, encode_events
+from .dispatch import (
+    Chunk,
+    Flight,
+    Latch,
+    Sink,
+    WorkQueue,
+    encode_events,
+    split_after_loss,
+    wait_for_results,
+)
 from .errors import InvocationCancelledError, IsolationUnavailableError, PoolClosedError
 from .guest import frames as F
 from .launcher import Isolation, WorkerLauncher
+from .sandbox import isolation_status
 from .spec import FunctionSpec, InvocationResult
 
 __all__ = [
@@ -61,24 +70,6 @@ _PROGRESS_INTERVAL_S = 0.05
 _fallback_warned = False
 _fallback_lock = threading.Lock()
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
-
-
-def isolation_status(refresh: bool = False) -> dict[str, Any]:
-    """What isolation workers get on this host.
-
-    ``{"bwrap", "mode", "reason", "uid", "seccomp"}``: ``uid`` is ``"own"`` when every worker
-    runs under a uid of its own, else the uid workers share (the caller's).
-    """
-    probe = S.probe_isolation(refresh)
-    full = probe.bwrap is not None
-    own = probe.privileged if full else probe.limits_own_uids
-    return {
-        "bwrap": full,
-        "mode": "full" if full else "limits",
-        "reason": probe.reason,
-        "uid": "own" if own else os.geteuid(),
-        "seccomp": bool(probe.seccomp),
-    }
 
 
 class WorkerPool:
@@ -218,7 +209,7 @@ class WorkerPool:
             if cancel is None and progress is None:
                 sink.done.wait()
             else:
-                _watch_sink(sink, cancel, progress)
+                wait_for_results(sink, cancel, progress, _PROGRESS_INTERVAL_S)
         finally:
             with self._cond:
                 self._inflight_callers -= 1
@@ -511,56 +502,10 @@ class WorkerPool:
             self._stats[stat_key] += 1
             self._stats["restarts"] += 1
         logs = worker.log_tail(self._log_cap)
-        retry: list[Chunk] = []
-        for index, (first_id, chunk) in enumerate(chunks):
-            start = head_done if index == 0 else 0
-            stop = len(chunk.events)
-            k = culprit - first_id
-            if start <= k < stop:
-                chunk.fail(k, k + 1, info, logs)
-                pieces = [(start, k), (k + 1, stop)]
-            else:
-                pieces = [(start, stop)]
-            for lo, hi in pieces:
-                if lo >= hi:
-                    continue
-                part = Chunk(
-                    chunk.sink, chunk.offset + lo, chunk.events[lo:hi], None, chunk.requeues + 1
-                )
-                if part.requeues > _MAX_REQUEUES:
-                    part.fail(
-                        0,
-                        hi - lo,
-                        F.ErrorInfo(
-                            info.error_type,
-                            f"{info.message} (this call was re-run {_MAX_REQUEUES} times after "
-                            "losing its worker and is not retried again)",
-                        ),
-                        "",
-                    )
-                else:
-                    retry.append(part)
+        retry = split_after_loss(chunks, head_done, culprit, info, logs, _MAX_REQUEUES)
         for part in reversed(retry):
             if not self._queue.put_front(part):
                 part.sink.abort(PoolClosedError("the worker pool was closed"))
-
-
-def _watch_sink(
-    sink: Sink, cancel: threading.Event | None, progress: Callable[[int], None] | None
-) -> None:
-    """Wait for a caller's results, reporting progress and honouring cancellation."""
-    reported = 0
-    while not sink.done.wait(_PROGRESS_INTERVAL_S):
-        if progress is not None:
-            finished = sink.finished
-            if finished > reported:
-                progress(finished - reported)
-                reported = finished
-        if cancel is not None and cancel.is_set():
-            sink.abort(InvocationCancelledError(list(sink.results)))
-            return
-    if progress is not None and sink.error is None and sink.finished > reported:
-        progress(sink.finished - reported)
 
 
 def _warn_fallback(reason: str) -> None:

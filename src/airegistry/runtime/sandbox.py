@@ -31,6 +31,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import view as V
 from .seccomp import seccomp_program
@@ -213,6 +214,24 @@ def bwrap_argv(probe: IsolationProbe, view_args: list[str], worker_argv: list[st
         argv += ["--unshare-all", *probe.bwrap_flags]
     argv += ["--hostname", V.SANDBOX_HOSTNAME, *view_args, "--chdir", "/tmp", "--"]
     return argv + worker_argv
+
+
+def isolation_status(refresh: bool = False) -> dict[str, Any]:
+    """What isolation workers get on this host.
+
+    ``{"bwrap", "mode", "reason", "uid", "seccomp"}``: ``uid`` is ``"own"`` when every worker
+    runs under a uid of its own, else the uid workers share (the caller's).
+    """
+    probe = probe_isolation(refresh)
+    full = probe.bwrap is not None
+    own = probe.privileged if full else probe.limits_own_uids
+    return {
+        "bwrap": full,
+        "mode": "full" if full else "limits",
+        "reason": probe.reason,
+        "uid": "own" if own else os.geteuid(),
+        "seccomp": bool(probe.seccomp),
+    }
 
 
 def hidden_paths(
