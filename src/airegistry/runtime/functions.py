@@ -452,13 +452,17 @@ class FunctionService:
 
     # -- fast path for evaluation ---------------------------------------------------------------
 
-    def invoke_batch(self, function: str, events: Sequence[Any]) -> list[Any]:
-        """Run many events on the function's warm pool; results in order (InvocationResult)."""
+    def invoke_batch(
+        self, function: str, events: Sequence[Any], *, cancel: Any = None, progress: Any = None
+    ) -> list[Any]:
+        """Run many events on the function's warm pool; results in order (InvocationResult).
+
+        ``cancel``/``progress`` as in ``airegistry.batch.contract``."""
         op = "Invoke"
         name = self._name(function, op)
         row = self._row(name, op)
         pool = self._pool_for(row)
-        return pool.invoke_batch(list(events))
+        return pool.invoke_batch(list(events), cancel=cancel, progress=progress)
 
     def _pool_manager(self) -> Any:
         with self._lock:
