@@ -40,7 +40,7 @@ MAX_CHUNK = 4096
 START_TIMEOUT_S = 120.0
 
 
-class _PoolHost:
+class PoolHost:
     """Ray actor body: a warm ``WorkerPool`` for one function version on one node."""
 
     def __init__(self, package: bytes, config: dict[str, Any], workers: int, isolation: str) -> None:
@@ -118,6 +118,39 @@ def _download(session: Any, described: dict[str, Any]) -> bytes:
     return data
 
 
+def run_on_actors(
+    ray: Any,
+    actors: list[Any],
+    events: Sequence[Any],
+    *,
+    cancel: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[InvocationResult]:
+    """Spread ``events`` over ``PoolHost`` actors in chunks; results in input order."""
+    size = max(1, min(MAX_CHUNK, -(-len(events) // (len(actors) * CHUNKS_PER_ACTOR))))
+    refs = {}
+    for n, start in enumerate(range(0, len(events), size)):
+        actor = actors[n % len(actors)]
+        refs[actor.run.remote(list(events[start : start + size]))] = start
+    results: list[InvocationResult | None] = [None] * len(events)
+    waiting = list(refs)
+    while waiting:
+        if cancel is not None and cancel.is_set():
+            for ref in waiting:
+                ray.cancel(ref)
+            raise InvocationCancelledError(list(results))
+        done, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.05)
+        finished = 0
+        for ref in done:
+            start = refs[ref]
+            for k, item in enumerate(ray.get(ref)):
+                results[start + k] = InvocationResult(*item)
+                finished += 1
+        if finished and progress is not None:
+            progress(finished)
+    return results  # type: ignore[return-value]
+
+
 class RayInvoker:
     """Runs batches on warm Ray actors (one per node), each hosting the sandboxed pool."""
 
@@ -150,7 +183,7 @@ class RayInvoker:
             }
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            host = ray.remote(_PoolHost)
+            host = ray.remote(PoolHost)
             package_ref = ray.put(_download(self.session, described))
             actors = []
             for node in ray.nodes():
@@ -193,29 +226,7 @@ class RayInvoker:
 
         encode_events(list(events), 0)  # an event that cannot travel: TypeError naming it
         actors = self._actors_for(function)
-        ray = ensure_ray()
-        size = max(1, min(MAX_CHUNK, -(-len(events) // (len(actors) * CHUNKS_PER_ACTOR))))
-        refs = {}
-        for n, start in enumerate(range(0, len(events), size)):
-            actor = actors[n % len(actors)]
-            refs[actor.run.remote(list(events[start : start + size]))] = start
-        results: list[InvocationResult | None] = [None] * len(events)
-        waiting = list(refs)
-        while waiting:
-            if cancel is not None and cancel.is_set():
-                for ref in waiting:
-                    ray.cancel(ref)
-                raise InvocationCancelledError(list(results))
-            done, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.05)
-            finished = 0
-            for ref in done:
-                start = refs[ref]
-                for k, item in enumerate(ray.get(ref)):
-                    results[start + k] = InvocationResult(*item)
-                    finished += 1
-            if finished and progress is not None:
-                progress(finished)
-        return results  # type: ignore[return-value]
+        return run_on_actors(ensure_ray(), actors, events, cancel=cancel, progress=progress)
 
     @staticmethod
     def _kill(actors: list[Any]) -> None:
