@@ -6,7 +6,7 @@ evaluator on the host -- across tenants in server mode. With a uid per worker th
 that worker alone, and workers cannot signal or trace one another either.
 
 Uids come from a fixed range far above normal users and container subuid ranges
-(``UID_BASE`` .. ``UID_BASE + UID_COUNT``). A lease is an exclusive ``flock`` on a file named
+(``UID_BASE`` .. ``UID_BASE + UID_COUNT``), lowest free first. A lease is an exclusive ``flock`` on a file named
 after the uid in a root-owned directory, so processes on one host never hand out the same uid
 twice; a process that dies releases its leases with its file descriptors.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import random
 import shutil
 import stat
 import subprocess
@@ -24,7 +23,7 @@ import threading
 from pathlib import Path
 
 UID_BASE = 1_900_000_000
-UID_COUNT = 1 << 20
+UID_COUNT = 1 << 16
 _LEASE_DIRS = (Path("/run/airegistry-uids"), Path("/tmp/.airegistry-uids"))
 _lock = threading.Lock()
 _lease_dir: Path | None = None
@@ -80,12 +79,14 @@ def _directory() -> Path:
         return _lease_dir
 
 
-def lease_uid(attempts: int = 64) -> UidLease:
-    """Lease a free uid from the range; raises ``UidUnavailableError`` if none can be had."""
+def lease_uid() -> UidLease:
+    """Lease the lowest free uid of the range; raises ``UidUnavailableError`` if none is free.
+
+    Lowest-first keeps the lease files few (as many as workers ever ran at once) and their
+    files are never unlinked: unlinking a lock file races with another process opening it.
+    """
     directory = _directory()
-    start = random.randrange(UID_COUNT)
-    for step in range(attempts):
-        uid = UID_BASE + (start + step) % UID_COUNT
+    for uid in range(UID_BASE, UID_BASE + UID_COUNT):
         fd = os.open(directory / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -93,7 +94,7 @@ def lease_uid(attempts: int = 64) -> UidLease:
             os.close(fd)
             continue
         return UidLease(uid, fd)
-    raise UidUnavailableError(f"no free uid after {attempts} attempts")
+    raise UidUnavailableError(f"all {UID_COUNT} uids from {UID_BASE} are leased")
 
 
 def kill_all_processes_of(uid: int) -> None:
