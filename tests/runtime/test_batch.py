@@ -204,3 +204,34 @@ def test_evaluate_with_backend_ray_matches_the_pool(
     assert on_ray == on_pool
     assert on_pool[3].error_type == "InvalidRewardValue" and on_pool[7].error_type == "KeyError"
     assert [o.index for o in on_ray] == list(range(20))
+
+
+def test_ray_address_joins_an_existing_cluster(
+    local_ray: Any, embedded: tuple[Session, str]
+) -> None:
+    """AIREGISTRY_RAY_ADDRESS: another process runs its batch on the cluster started here."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    session, arn = embedded
+    address = local_ray.get_runtime_context().gcs_address
+    script = (
+        "import json, sys\n"
+        "import ray\n"
+        "from airegistry.batch import close_invokers, invoker_for\n"
+        "from airegistry.session import Session\n"
+        "s = Session(backend='embedded', home=sys.argv[1])\n"
+        "out = invoker_for(s, 'ray').invoke_batch(sys.argv[2], [{'i': 3}, {'i': 40, 'kind': 'raise'}])\n"
+        "print(json.dumps([ray.get_runtime_context().gcs_address, [r.ok for r in out]]))\n"
+        "close_invokers()\n"
+    )
+    env = {**os.environ, "AIREGISTRY_RAY_ADDRESS": address}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(session.home.path), arn],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    joined, oks = json.loads(done.stdout.strip().splitlines()[-1])
+    assert joined == address and oks == [True, False]
