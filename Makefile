@@ -19,14 +19,14 @@ $(STAMP): pyproject.toml constraints-dev.txt | $(BIN)/python
 
 install: $(STAMP)
 
-# bubblewrap gives evaluator workers full isolation; PostgreSQL is what the metadata tests
+# bubblewrap and libseccomp give evaluator workers full isolation; PostgreSQL is what the metadata tests
 # run against (the fixtures start a throwaway cluster with initdb + pg_ctl). Installed when
 # we may (root + apt). Where PostgreSQL cannot be found the tests that need it are skipped
 # locally, and FAIL under CI=true.
 system-deps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@if ! command -v bwrap >/dev/null 2>&1 || ! /sbin/ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2) >/dev/null 2>&1 \
 	      || echo "note: could not install bubblewrap; evaluator isolation falls back to resource limits"; \
 	  else echo "note: bubblewrap not installed; evaluator isolation falls back to resource limits"; fi; \
 	fi

@@ -20,7 +20,6 @@ import sys
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -407,9 +406,11 @@ class Evaluator(AIRHubEntity):
 
     # -- running ---------------------------------------------------------------------------------
 
-    def invoke(self, event: Mapping[str, Any], **judge_options: Any) -> dict[str, Any]:
+    def invoke(
+        self, event: Mapping[str, Any], *, backend: str | None = None, **judge_options: Any
+    ) -> dict[str, Any]:
         """Score one event: ``{"reward": float in [0, 1], "details": ...}`` or an exception."""
-        outcome = self.score_batch([dict(event)], **judge_options)[0]
+        outcome = self.score_batch([dict(event)], backend=backend, **judge_options)[0]
         if not outcome.ok:
             raise EvaluatorInvocationError(
                 f"Evaluator {self.name} v{self.version} failed: {outcome.error_type}: {outcome.error}",
@@ -417,68 +418,52 @@ class Evaluator(AIRHubEntity):
             )
         return {"reward": outcome.reward, "details": outcome.details}
 
-    def score_batch(self, events: Sequence[Mapping[str, Any]], **judge_options: Any) -> list[RewardOutcome]:
-        """Score events in order; one failure never fails the others."""
+    def score_batch(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        backend: str | None = None,
+        **judge_options: Any,
+    ) -> list[RewardOutcome]:
+        """Score events in order; one failure never fails the others.
+
+        Reward functions run through the batch-invocation interface (``airegistry.batch``):
+        ``backend`` is ``"pool"``, ``"lambda"`` or ``"ray"``, by default the session's own (see
+        ``airegistry.batch.invoker_for``); outcomes are the same whichever runs them.
+        """
         if self.type == REWARD_PROMPT:
             return self._judge_for(**judge_options).evaluate_batch([dict(e) for e in events])
-        return self._run_function([dict(e) for e in events])
+        return self._run_function([dict(e) for e in events], backend)
 
-    def _run_function(self, events: list[dict[str, Any]]) -> list[RewardOutcome]:
+    def _run_function(self, events: list[dict[str, Any]], backend: str | None) -> list[RewardOutcome]:
+        results = self._invoke_raw(events, backend)
+        return [self._outcome(i, r.ok, r.payload) for i, r in enumerate(results)]
+
+    def _invoke_raw(self, events: Sequence[Any], backend: str | None) -> list[Any]:
+        """The function's raw results through the batch-invocation interface, in order."""
+        from airegistry.batch import FunctionUnreachableError, invoker_for
+
         session = resolve_session(self.sagemaker_session)
-        reference = self.reference or ""
-        if session.backend == "embedded":
-            owned = session.functions.owns_arn(reference)
-            if owned is None:
-                raise EvaluatorNotReachableError(
-                    f"Evaluator {self.name} points at {reference}, a Lambda function outside this "
-                    "registry; the embedded backend cannot invoke it. Use the AWS backend "
-                    "(AIREGISTRY_BACKEND=aws) or register the code itself (source='./reward.py')."
-                )
-            if owned is False:
-                raise EvaluatorNotReachableError(
-                    f"The function {reference} of evaluator {self.name} no longer exists."
-                )
-            results = session.functions.invoke_batch(reference, events)
-            return [self._outcome(i, r.ok, r.payload) for i, r in enumerate(results)]
-        client = session.functions
-
-        def call(index: int) -> RewardOutcome:
-            response = client.invoke(FunctionName=reference, Payload=json.dumps(events[index]).encode())
-            payload = json.loads(response["Payload"].read() or b"null")
-            return self._outcome(index, "FunctionError" not in response, payload)
-
         try:
-            with ThreadPoolExecutor(max_workers=16) as pool:
-                return list(pool.map(call, range(len(events))))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                raise EvaluatorNotReachableError(
-                    f"Evaluator {self.name} cannot be run from this backend: "
-                    f"{exc.response['Error'].get('Message')}"
-                ) from None
-            raise
+            return invoker_for(session, backend).invoke_batch(self.reference or "", events)
+        except FunctionUnreachableError as exc:
+            raise EvaluatorNotReachableError(
+                f"Evaluator {self.name} cannot be run from this backend: {exc}"
+            ) from None
 
-    def invoke_payload(self, payload: Any) -> tuple[bool, Any]:
+    def invoke_payload(self, payload: Any, *, backend: str | None = None) -> tuple[bool, Any]:
         """Run this reward function once on any JSON ``payload``; ``(ok, what it returned)``.
 
         No reward-contract check is applied: this is for callers that speak another
         contract, such as the official SDK's batch contract (a list of samples in, a list
         of scores out). When not ok, the second item is Lambda's error payload
-        (``errorType``, ``errorMessage``).
+        (``errorType``, ``errorMessage``). It runs through the same batch-invocation
+        interface as ``score_batch``.
         """
         if self.type == REWARD_PROMPT:
             raise ValueError(f"Evaluator {self.name} is a reward prompt; it has no function to invoke")
-        session = resolve_session(self.sagemaker_session)
-        reference = self.reference or ""
-        if session.backend == "embedded":
-            if not session.functions.owns_arn(reference):
-                raise EvaluatorNotReachableError(
-                    f"Evaluator {self.name} points at {reference}, which this registry cannot run."
-                )
-            result = session.functions.invoke_batch(reference, [payload])[0]
-            return result.ok, result.payload
-        response = session.functions.invoke(FunctionName=reference, Payload=json.dumps(payload).encode())
-        return "FunctionError" not in response, json.loads(response["Payload"].read() or b"null")
+        result = self._invoke_raw([payload], backend)[0]
+        return result.ok, result.payload
 
     @staticmethod
     def _outcome(index: int, ok: bool, payload: Any) -> RewardOutcome:
@@ -521,12 +506,14 @@ class Evaluator(AIRHubEntity):
         response_field: str = "response",
         limit: int | None = None,
         progress: bool | None = None,
+        backend: str | None = None,
         **judge_options: Any,
     ) -> list[RewardOutcome]:
         """Score every item of a DataSet, a list of dicts or any iterable of dicts, in order.
 
         A row without ``response`` uses ``completion`` (SFT rows) when it has one. Each item's
         outcome carries its reward or the reason it failed; a progress bar shows on a terminal.
+        ``backend="ray"`` scores the batches on a Ray cluster (see ``score_batch``).
         """
         if not 1 <= batch_size <= 4096:
             raise ValueError("batch_size must be between 1 and 4096")
@@ -548,7 +535,7 @@ class Evaluator(AIRHubEntity):
         try:
             for batch in _batches(rows, batch_size, limit):
                 events = [self._event(row, response_field) for row in batch]
-                results = self.score_batch(events, **judge_options)
+                results = self.score_batch(events, backend=backend, **judge_options)
                 offset = len(outcomes)
                 for outcome in results:
                     outcome.index += offset
@@ -572,18 +559,21 @@ class Evaluator(AIRHubEntity):
                 event["response"] = event["completion"]
         return event
 
-    def as_reward_function(self, on_error: str = "nan", **judge_options: Any) -> Callable[..., list[float]]:
+    def as_reward_function(
+        self, on_error: str = "nan", *, backend: str | None = None, **judge_options: Any
+    ) -> Callable[..., list[float]]:
         """A TRL reward function (GRPOTrainer ``reward_funcs``) backed by this evaluator.
 
         ``judge_options`` (``base_url``, ``model``, ``api_key``, ``scale``, …) configure the
-        judge of a reward prompt, as for ``invoke``/``evaluate``.
+        judge of a reward prompt, as for ``invoke``/``evaluate``; ``backend`` as for
+        ``score_batch`` (one call per batch of completions).
         """
         from airegistry.runtime.trl import make_trl_reward_function
 
         safe = "".join(c if c.isalnum() else "_" for c in self.name)
 
         def score(events: list[dict[str, Any]]) -> list[RewardOutcome]:
-            return self.score_batch(events, **judge_options)
+            return self.score_batch(events, backend=backend, **judge_options)
 
         return make_trl_reward_function(score, name=f"airegistry_{safe}", on_error=on_error)  # type: ignore[arg-type]
 

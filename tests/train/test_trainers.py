@@ -114,9 +114,9 @@ def test_rlvr_rewards_come_from_the_registered_function(
 
         original = FunctionService.invoke_batch
 
-        def spy(self, function, events):
+        def spy(self, function, events, **kwargs):
             calls.append(len(events))
-            return original(self, function, events)
+            return original(self, function, events, **kwargs)
 
         monkeypatch.setattr(FunctionService, "invoke_batch", spy)
     job = RLVRTrainer(model=str(tiny_model), custom_reward_function=reward, training_dataset=data,

@@ -112,13 +112,21 @@ def create_lambda_app(functions: Any) -> Starlette:
             return _from_client_error(exc)
 
     async def configuration(request: Request) -> Response:
+        name = unquote(request.path_params["name"])
         try:
+            if request.method == "GET":
+                return _json(200, await call("get_function_configuration", FunctionName=name))
+            params = await _body_json(request)
+            if isinstance(params, Response):
+                return params
+            params.pop("FunctionName", None)
             return _json(
-                200,
-                await call("get_function_configuration", FunctionName=unquote(request.path_params["name"])),
+                200, await call("update_function_configuration", FunctionName=name, **params)
             )
         except ClientError as exc:
             return _from_client_error(exc)
+        except (TypeError, ValueError) as exc:
+            return _error("InvalidParameterValueException", str(exc), 400)
 
     async def code(request: Request) -> Response:
         params = await _body_json(request)
@@ -169,7 +177,7 @@ def create_lambda_app(functions: Any) -> Starlette:
         Route(PREFIX, create_or_list, methods=["GET", "POST"]),
         Route(PREFIX + "/", create_or_list, methods=["GET", "POST"]),
         Route(PREFIX + "/{name}", one, methods=["GET", "DELETE"]),
-        Route(PREFIX + "/{name}/configuration", configuration, methods=["GET"]),
+        Route(PREFIX + "/{name}/configuration", configuration, methods=["GET", "PUT"]),
         Route(PREFIX + "/{name}/code", code, methods=["PUT"]),
         Route(PREFIX + "/{name}/invocations", invocations, methods=["POST"]),
     ]
