@@ -446,7 +446,7 @@ class FunctionService:
     def _pool_manager(self) -> Any:
         with self._lock:
             if self._pools is None:
-                from airegistry.runtime.pool import PoolManager
+                from airegistry.runtime.manager import PoolManager
 
                 self._pools = PoolManager(isolation=self.isolation)
             return self._pools

@@ -57,7 +57,6 @@ __all__ = [
     "InvocationResult",
     "IsolationUnavailableError",
     "PoolClosedError",
-    "PoolManager",
     "WorkerPool",
     "isolation_status",
 ]
@@ -528,5 +527,3 @@ def _close_live_pools() -> None:
         with contextlib.suppress(Exception):
             pool.close()
 
-
-from .manager import PoolManager  # noqa: E402 - the manager builds WorkerPools by default

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from airegistry.air_constants import REWARD_FUNCTION, HubContentStatus
 from airegistry.air_hub_entity import is_not_found
 from airegistry.dataset import DataSet, parse_s3_uri
-from airegistry.evaluator import LAMBDA_ARN_PREFIX, Evaluator, EvaluatorMethod
+from airegistry.evaluator import Evaluator, EvaluatorMethod
+from airegistry.evaluator_sources import LAMBDA_ARN_PREFIX
 from airegistry.session import Session
 from airegistry.train.data import ACCEPTED_FORMATS
 
