@@ -250,8 +250,11 @@ def _merge_adapter(directory: Path, lineage: dict[str, Any]) -> None:
             f"Cannot merge: the base model {base_path!r} recorded in the lineage is not on this "
             "machine; download without merge and load the adapter onto your copy of the base model"
         )
+    from airegistry.train.common import library_deprecations_silenced
+
     base = AutoModelForCausalLM.from_pretrained(base_path)
-    merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
+    with library_deprecations_silenced():
+        merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
     for adapter_file in ("adapter_model.safetensors", "adapter_config.json"):
         (directory / adapter_file).unlink(missing_ok=True)
     merged.save_pretrained(str(directory))
