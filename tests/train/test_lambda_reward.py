@@ -48,14 +48,15 @@ def test_lambda_arn_of_our_runtime_is_registered_and_trains(
     assert len(rewards) == 2 and all(0.0 <= r <= 1.0 for r in rewards)
 
 
-def test_unreachable_lambda_arn_fails_the_checks(registry_home, tiny_model: Path, make_dataset) -> None:
+@pytest.mark.parametrize("backend", ["embedded", "remote"], indirect=True)
+def test_unreachable_lambda_arn_fails_the_checks(backend, tiny_model: Path, make_dataset) -> None:
     data = make_dataset("rl", rl_rows(), "rlvr")
     session = default_session()
     elsewhere = f"arn:aws:lambda:eu-west-3:{int(session.account_id) + 1:012d}:function:their-grader"
     for dry_run in (True, False):
         with pytest.raises(ValueError, match=r"function:their-grader cannot be reached from this "
                                              r"registry \(.*another account or region.*\)\. "
-                                             r"RLVRTrainer on the embedded backend"):
+                                             rf"RLVRTrainer on the {backend.name} backend"):
             RLVRTrainer(model=str(tiny_model), custom_reward_function=elsewhere,
                         training_dataset=data, hyperparameters=RL_SMALL).train(dry_run=dry_run)
     # Nothing was registered or recorded.
