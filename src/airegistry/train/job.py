@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from airegistry.session import Session, resolve_session
 from airegistry.train import process as processes
-from airegistry.train.artifacts import download_directory, read_bytes, record_uri
+from airegistry.train.artifacts import download_directory, read_record
 from airegistry.training.service import trial_component_name
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -156,7 +156,7 @@ class TrainingJob:
     def lineage(self) -> dict[str, Any]:
         """Where the model came from (base model, data, evaluator, settings, versions)."""
         if self._lineage is None or self.training_job_status not in TERMINAL:
-            raw = read_bytes(self._session(), record_uri(self._session(), self.training_job_name, "lineage.json"))
+            raw = read_record(self._session(), self.training_job_name, "lineage.json")
             self._lineage = json.loads(raw) if raw else {}
         return self._lineage
 
@@ -164,12 +164,12 @@ class TrainingJob:
         return resolve_session(self.sagemaker_session)
 
     def logs(self) -> str:
-        raw = read_bytes(self._session(), record_uri(self._session(), self.training_job_name, "logs.txt"))
+        raw = read_record(self._session(), self.training_job_name, "logs.txt")
         return raw.decode("utf-8", "replace") if raw else ""
 
     def metrics(self) -> list[dict[str, Any]]:
         """One row per logged training step (loss, learning rate, rewards, ...)."""
-        raw = read_bytes(self._session(), record_uri(self._session(), self.training_job_name, "metrics.jsonl"))
+        raw = read_record(self._session(), self.training_job_name, "metrics.jsonl")
         return [json.loads(line) for line in (raw or b"").splitlines() if line.strip()]
 
     # -- steering ----------------------------------------------------------------------------
