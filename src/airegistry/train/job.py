@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from airegistry.session import Session, resolve_session
 from airegistry.train import process as processes
 from airegistry.train.artifacts import download_directory, read_record
+from airegistry.train.common import library_deprecations_silenced
 from airegistry.training.service import trial_component_name
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -250,8 +251,6 @@ def _merge_adapter(directory: Path, lineage: dict[str, Any]) -> None:
             f"Cannot merge: the base model {base_path!r} recorded in the lineage is not on this "
             "machine; download without merge and load the adapter onto your copy of the base model"
         )
-    from airegistry.train.common import library_deprecations_silenced
-
     base = AutoModelForCausalLM.from_pretrained(base_path)
     with library_deprecations_silenced():
         merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
