@@ -31,6 +31,21 @@ def build_tiny_model(path: Path, *, chat_template: bool = True) -> Path:
     return build(path, corpus(), chat_template=chat_template)
 
 
+@pytest.fixture
+def no_deprecated_calls():
+    """Fail the test if a run passes a setting the installed libraries deprecate (their
+    FutureWarnings and DeprecationWarnings would reach every user's terminal)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        yield
+    deprecated = [f"{w.filename}:{w.lineno}: {w.message}" for w in seen
+                  if issubclass(w.category, FutureWarning | DeprecationWarning)
+                  and any(lib in w.filename for lib in ("transformers", "trl", "peft", "accelerate"))]
+    assert deprecated == []
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

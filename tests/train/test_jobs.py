@@ -148,6 +148,10 @@ def test_training_job_operations_through_plain_boto3(backend) -> None:
             TrainingJobName=f"job-{i}", RoleArn="arn:aws:iam::123456789012:role/r",
             OutputDataConfig={"S3OutputPath": "s3://bucket/out/"}, HyperParameters={"seed": str(i)},
         )
+    # A job recorded by another tool has no record files (and nothing is looked up on AWS
+    # for them, though this fresh registry has no bucket yet).
+    recorded = TrainingJob.get("job-0")
+    assert (recorded.lineage, recorded.logs(), recorded.metrics()) == ({}, "", [])
     with pytest.raises(ClientError) as duplicate:
         client.create_training_job(TrainingJobName="job-0", RoleArn="arn:aws:iam::123456789012:role/r",
                                    OutputDataConfig={"S3OutputPath": "s3://bucket/out/"})

@@ -46,7 +46,8 @@ def check_completed(job: TrainingJob, technique: str) -> None:
 
 
 @pytest.mark.slow
-def test_sft_trains_registers_and_downloads(backend, tiny_model: Path, make_dataset, tmp_path: Path) -> None:
+def test_sft_trains_registers_and_downloads(backend, tiny_model: Path, make_dataset, tmp_path: Path,
+                                            no_deprecated_calls) -> None:
     train = make_dataset("sft-train", sft_rows(), "sft")
     valid = make_dataset("sft-valid", sft_rows(8), "sft")
     trainer = SFTTrainer(model=str(tiny_model), training_dataset=train, validation_dataset=valid,
@@ -89,7 +90,8 @@ def test_sft_trains_registers_and_downloads(backend, tiny_model: Path, make_data
 
 
 @pytest.mark.slow
-def test_dpo_full_weights(backend, tiny_model: Path, make_dataset, tmp_path: Path) -> None:
+def test_dpo_full_weights(backend, tiny_model: Path, make_dataset, tmp_path: Path,
+                          no_deprecated_calls) -> None:
     data = make_dataset("dpo-train", dpo_rows(), "dpo")
     job = DPOTrainer(model=str(tiny_model), training_type="FULL", training_dataset=data.arn,
                      hyperparameters={**SMALL, "beta": 0.2}, base_job_name="tiny").train()
@@ -104,7 +106,8 @@ def test_dpo_full_weights(backend, tiny_model: Path, make_dataset, tmp_path: Pat
 
 @pytest.mark.slow
 def test_rlvr_rewards_come_from_the_registered_function(
-    backend, tiny_model: Path, make_dataset, make_reward, tmp_path: Path, monkeypatch
+    backend, tiny_model: Path, make_dataset, make_reward, tmp_path: Path, monkeypatch,
+    no_deprecated_calls,
 ) -> None:
     data = make_dataset("rl-train", rl_rows(), "rlvr")
     reward = make_reward("adds-up", REWARD_FUNCTION)

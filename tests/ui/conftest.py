@@ -8,6 +8,7 @@ locally, but fail under CI=true: a CI run must never pass by skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -113,25 +114,34 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
+@contextlib.contextmanager
+def seeding_environment() -> Iterator[None]:
+    """Seed a home under the environment the server process gets (clean_env): same region,
+    so the same hub name, and no hub or bucket overrides. The homes are closed after: the
+    server process owns them from then on."""
+    from airegistry.home import close_homes
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ)
+             if k.startswith(("AIREGISTRY_HUB", "AIREGISTRY_BUCKET", "AIREGISTRY_ENDPOINT_URL",
+                              "AWS_REGION", "AWS_DEFAULT_REGION"))}
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    try:
+        yield
+    finally:
+        os.environ.pop("AWS_DEFAULT_REGION", None)
+        os.environ.update(saved)
+        close_homes()
+
+
 @pytest.fixture(scope="session")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     """One seeded server for the browser tests of this worker process."""
-    from airegistry.home import close_homes
     from tests.ui import seed
 
     root = tmp_path_factory.mktemp("ui")
     home = root / "home"
-    # Seed under the environment the server process gets (clean_env): same region, so
-    # the same hub name, and no hub or bucket overrides.
-    saved = {k: os.environ.pop(k) for k in list(os.environ)
-             if k.startswith(("AIREGISTRY_HUB", "AIREGISTRY_BUCKET", "AWS_REGION", "AWS_DEFAULT_REGION"))}
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    try:
+    with seeding_environment():
         data = seed.build(home, root / "files")
-    finally:
-        os.environ.pop("AWS_DEFAULT_REGION", None)
-        os.environ.update(saved)
-        close_homes()  # the server process owns the home from here on
     proc, url, log = start_server(home)
     try:
         yield UIServer(url, home, proc, log, data)
@@ -156,8 +166,8 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             context.close()
 
 
-@pytest.fixture
-def page(browser_context: Any, ui_server: UIServer) -> Iterator[Any]:
+@contextlib.contextmanager
+def open_tab(browser_context: Any) -> Iterator[Any]:
     """A fresh tab with no cookies; every dialog (alert) a page opens is recorded."""
     browser_context.clear_cookies()
     tab = browser_context.new_page()
@@ -168,6 +178,12 @@ def page(browser_context: Any, ui_server: UIServer) -> Iterator[Any]:
         yield tab
     finally:
         tab.close()
+
+
+@pytest.fixture
+def page(browser_context: Any, ui_server: UIServer) -> Iterator[Any]:
+    with open_tab(browser_context) as tab:
+        yield tab
 
 
 @pytest.fixture

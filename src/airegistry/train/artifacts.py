@@ -67,6 +67,18 @@ def read_bytes(session: Session, uri: str) -> bytes | None:
         return stream.read()
 
 
+def read_record(session: Session, job_name: str, file: str) -> bytes | None:
+    """One of a job's record files, or None when it has none.
+
+    A job recorded by another tool through the SageMaker API has no files, and in a fresh
+    embedded registry the registry's bucket may not exist yet; the embedded object port
+    would then look for the bucket on S3 itself, so the record is read only where it lives.
+    """
+    if session.backend == "embedded" and not session.objects.owns(session.default_bucket):
+        return None
+    return read_bytes(session, record_uri(session, job_name, file))
+
+
 def upload_directory(session: Session, directory: Path, prefix_uri: str, kind: str) -> dict[str, Any]:
     """Upload every file of ``directory`` (flat) and a manifest; returns the manifest."""
     bucket, _ = _join(prefix_uri, "")

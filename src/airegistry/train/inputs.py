@@ -160,6 +160,7 @@ def resolve_evaluator(
     elif isinstance(value, str) and value.startswith(LAMBDA_ARN_PREFIX):
         if expected_type != REWARD_FUNCTION:
             raise ValueError(f"{trainer} needs a RewardPrompt evaluator, not a Lambda function")
+        check_function_reachable(value, session, trainer=trainer)
         function = value.rsplit(":", 1)[-1]
         name = re.sub(r"[^a-zA-Z0-9]+", "-", function).strip("-")[:63] or "reward-function"
         if not register:
@@ -185,4 +186,34 @@ def resolve_evaluator(
         raise ValueError(f"{label} is {evaluator.status}{reason}, not Available")
     if evaluator.type != expected_type:
         raise ValueError(f"{label} is a {evaluator.type}; {trainer} needs a {expected_type}")
+    if evaluator.type == REWARD_FUNCTION and evaluator.reference:
+        check_function_reachable(evaluator.reference, session, trainer=trainer, label=label)
     return evaluator
+
+
+def check_function_reachable(
+    arn: str, session: Session, *, trainer: str, label: str | None = None
+) -> None:
+    """The reward function behind ``arn`` can be invoked from this backend, or a ValueError.
+
+    Asked of the backend's own function service (``GetFunctionConfiguration``): the embedded
+    registry and the server run only the functions deployed in their runtime, so a Lambda
+    function of another account or region, or one that was deleted, is refused here, before
+    anything is registered or trained, rather than failing the first reward call.
+    """
+    what = f"{label}'s function {arn}" if label else f"The Lambda function {arn}"
+    try:
+        session.functions.get_function_configuration(FunctionName=arn)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", ""), error.get("Message") or str(exc)
+        if code == "ResourceNotFoundException":
+            raise ValueError(
+                f"{what} cannot be reached from this registry ({message}). {trainer} on the "
+                f"{session.backend} backend can only call functions deployed in the registry's "
+                "own runtime: register the code itself (Evaluator.create(..., source='reward.py')) "
+                "or deploy it to this registry's Lambda API and pass that function's ARN"
+            ) from None
+        if code in ("InvalidParameterValueException", "ValidationException"):
+            raise ValueError(f"{what} is not a valid Lambda function ARN: {message}") from None
+        raise

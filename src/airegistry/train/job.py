@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from airegistry.session import Session, resolve_session
 from airegistry.train import process as processes
-from airegistry.train.artifacts import download_directory, read_bytes, record_uri
+from airegistry.train.artifacts import download_directory, read_record
+from airegistry.train.common import library_deprecations_silenced
 from airegistry.training.service import trial_component_name
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -156,7 +157,7 @@ class TrainingJob:
     def lineage(self) -> dict[str, Any]:
         """Where the model came from (base model, data, evaluator, settings, versions)."""
         if self._lineage is None or self.training_job_status not in TERMINAL:
-            raw = read_bytes(self._session(), record_uri(self._session(), self.training_job_name, "lineage.json"))
+            raw = read_record(self._session(), self.training_job_name, "lineage.json")
             self._lineage = json.loads(raw) if raw else {}
         return self._lineage
 
@@ -164,12 +165,12 @@ class TrainingJob:
         return resolve_session(self.sagemaker_session)
 
     def logs(self) -> str:
-        raw = read_bytes(self._session(), record_uri(self._session(), self.training_job_name, "logs.txt"))
+        raw = read_record(self._session(), self.training_job_name, "logs.txt")
         return raw.decode("utf-8", "replace") if raw else ""
 
     def metrics(self) -> list[dict[str, Any]]:
         """One row per logged training step (loss, learning rate, rewards, ...)."""
-        raw = read_bytes(self._session(), record_uri(self._session(), self.training_job_name, "metrics.jsonl"))
+        raw = read_record(self._session(), self.training_job_name, "metrics.jsonl")
         return [json.loads(line) for line in (raw or b"").splitlines() if line.strip()]
 
     # -- steering ----------------------------------------------------------------------------
@@ -251,7 +252,8 @@ def _merge_adapter(directory: Path, lineage: dict[str, Any]) -> None:
             "machine; download without merge and load the adapter onto your copy of the base model"
         )
     base = AutoModelForCausalLM.from_pretrained(base_path)
-    merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
+    with library_deprecations_silenced():
+        merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
     for adapter_file in ("adapter_model.safetensors", "adapter_config.json"):
         (directory / adapter_file).unlink(missing_ok=True)
     merged.save_pretrained(str(directory))

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airegistry.evaluator import Evaluator
+from airegistry.evaluator import Evaluator, EvaluatorNotReachableError
 from airegistry.runtime.rewards import RewardOutcome, outcome_from_error, outcome_from_payload
 from airegistry.runtime.trl import make_trl_reward_function
 from airegistry.train.data import ROW_INDEX_COLUMN, prompt_text, reference_response
@@ -202,14 +202,17 @@ def validate_reward_function(
     if not events:
         raise ValueError(f"{label} has no rows to validate the reward function on")
     name = f"Reward function {evaluator.name} v{evaluator.version}"
-    if contract == BATCH:
-        outcomes = score_with_batch_contract(evaluator, events)
-    else:
-        outcomes = evaluator.score_batch(events)
-        if contract == "auto" and not any(o.ok for o in outcomes):
-            batch = score_with_batch_contract(evaluator, events)
-            if all(o.ok for o in batch):
-                return BATCH
+    try:
+        if contract == BATCH:
+            outcomes = score_with_batch_contract(evaluator, events)
+        else:
+            outcomes = evaluator.score_batch(events)
+            if contract == "auto" and not any(o.ok for o in outcomes):
+                batch = score_with_batch_contract(evaluator, events)
+                if all(o.ok for o in batch):
+                    return BATCH
+    except EvaluatorNotReachableError as exc:  # e.g. its function was deleted a moment ago
+        raise ValueError(f"{name} cannot be run from this registry: {exc}") from None
     failed = [o for o in outcomes if not o.ok]
     if failed:
         details = "; ".join(_describe(o, o.index + 1, label) for o in failed)

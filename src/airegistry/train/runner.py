@@ -26,6 +26,7 @@ from airegistry.train.artifacts import (
     record_uri,
     upload_directory,
 )
+from airegistry.train.common import library_deprecations_silenced
 from airegistry.train.data import to_trl_rows
 from airegistry.train.inputs import DatasetInput
 from airegistry.train.reporting import JobReporter
@@ -91,7 +92,7 @@ def _common_args(spec: RunSpec, work: Path, has_eval: bool) -> dict[str, Any]:
     eval_steps = hp.get("eval_steps") or 0
     return {
         # TRL turns checkpointing on by default; ours is off unless asked (small runs).
-        "gradient_checkpointing": hp["gradient_checkpointing"],
+        checkpointing_argument(): hp["gradient_checkpointing"],
         "output_dir": str(work / "trl"),
         "max_steps": hp["max_steps"],
         "num_train_epochs": hp["num_train_epochs"],
@@ -114,6 +115,21 @@ def _common_args(spec: RunSpec, work: Path, has_eval: bool) -> dict[str, Any]:
         "eval_steps": eval_steps or None,
         "dataloader_pin_memory": not use_cpu,
     }
+
+
+def checkpointing_argument() -> str:
+    """The TrainingArguments field that turns activation (gradient) checkpointing on.
+
+    transformers 5.x renamed ``gradient_checkpointing`` to ``activation_checkpointing``
+    and warns (FutureWarning) when the old name is set; older 5.x releases know only the
+    old name. Users keep TRL's familiar hyperparameter name, ``gradient_checkpointing``.
+    """
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def _peft_config(spec: RunSpec) -> Any:
@@ -269,7 +285,8 @@ def _load_rows(entry: DatasetInput, session: Session) -> list[dict[str, Any]]:
 
 
 def _train(spec: RunSpec, session: Session, reporter: JobReporter, tracker: MlflowRun | None) -> str:
-    """The run itself, with the libraries' own progress bars off (the job has its own)."""
+    """The run itself, with the libraries' own progress bars off (the job has its own) and
+    their internal deprecation warnings (``common.LIBRARY_DEPRECATIONS``) silenced."""
     import datasets.utils.logging as datasets_logging
     import transformers.utils.logging as transformers_logging
 
@@ -277,7 +294,8 @@ def _train(spec: RunSpec, session: Session, reporter: JobReporter, tracker: Mlfl
     datasets_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
     try:
-        return _train_quietly(spec, session, reporter, tracker)
+        with library_deprecations_silenced():
+            return _train_quietly(spec, session, reporter, tracker)
     finally:
         if bars[0]:
             datasets_logging.enable_progress_bar()

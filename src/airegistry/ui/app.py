@@ -3,7 +3,7 @@
 Mounted by the server for paths under ``/ui/`` (``ServerServices.mounts`` in ``server/compose.py``) and
 served alone by ``airegistry ui``. Pages are rendered on the server with Jinja2
 (autoescaping on for every template) and need no JavaScript; one small static script
-refreshes the progress of a running evaluation. Every response carries a
+refreshes the progress of a running evaluation or training job. Every response carries a
 Content-Security-Policy that allows no inline script and no third-party origin, so
 even markup that slipped through escaping could not run.
 """
@@ -31,7 +31,7 @@ from airegistry.ui.auth import NO_AUTH_WARNING, SESSION_COOKIE, SESSION_SECONDS,
 from airegistry.ui.evaluations import EvaluationRunner
 from airegistry.ui.read_model import ReadModel
 from airegistry.ui.routes import auth as auth_routes
-from airegistry.ui.routes import datasets, evaluators, overview
+from airegistry.ui.routes import datasets, evaluators, jobs, overview
 from airegistry.ui.state import RecordStore
 
 log = logging.getLogger("airegistry.ui")
@@ -152,7 +152,8 @@ def create_ui_app(session: Session, auth: UIAuth, *, standalone: bool = False) -
     routes: list[Any] = [Route("/ui", _root)]
     if standalone:
         routes.append(Route("/", _root))
-    routes += auth_routes.routes + overview.routes + datasets.routes + evaluators.routes
+    routes += (auth_routes.routes + overview.routes + datasets.routes + evaluators.routes
+               + jobs.routes)
     routes.append(Mount("/ui/static", app=StaticFiles(packages=[("airegistry.ui", "static")]),
                         name="static"))
     app = Starlette(

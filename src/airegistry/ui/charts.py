@@ -1,16 +1,16 @@
-"""Histograms as geometry for server-rendered SVG.
+"""Histograms and line charts as geometry for server-rendered SVG.
 
 Charts are drawn on the server: a histogram is a few dozen rectangles, so SVG markup is
 smaller than any charting library, needs no JavaScript (the Content-Security-Policy
 allows none inline, and pages work with scripts off), prints, and is escaped by the same
 templates as everything else. This module only computes coordinates and labels; the
-``chart`` macro in ``templates/_macros.html`` draws them.
+``chart`` and ``line_chart`` macros in ``templates/_macros.html`` draw them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 WIDTH, HEIGHT = 480, 180
@@ -33,10 +33,30 @@ class Tick:
     label: str
 
 
+@dataclass(frozen=True)
+class Dot:
+    x: float
+    y: float
+    label: str  # "step 3: 5.71", for the tooltip
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series: an SVG polyline, markers where there are few points, its last value."""
+
+    name: str
+    points: str
+    dots: list[Dot]
+    index: int  # its colour (``series-N`` in the stylesheet)
+    count: int
+    last: float
+
+
 @dataclass
 class Chart:
     title: str
     bars: list[Bar] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
     x_ticks: list[Tick] = field(default_factory=list)
     y_ticks: list[Tick] = field(default_factory=list)
     width: int = WIDTH
@@ -123,4 +143,71 @@ def from_counts(counts: Sequence[int], *, lo: float, step: float, title: str,
     for value in sorted({0, peak // 2, peak}):
         frac = value / peak if peak else 0
         chart.y_ticks.append(Tick(chart.base - plot_h * frac, f"{value:,}"))
+    return chart
+
+
+#: Points drawn per series at most (every k-th is kept, and the last); a marker per point
+#: only up to ``DOTS_UP_TO`` points.
+MAX_POINTS = 500
+DOTS_UP_TO = 60
+
+
+def _value(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str,
+               x_label: str = "step") -> Chart:
+    """Each named series of (x, y) points as a polyline over shared axes.
+
+    Points whose coordinates are not finite numbers are left out (TRL logs NaN for a
+    metric it could not compute); a series left empty is not drawn.
+    """
+    clean = {name: sorted((float(x), float(y)) for x, y in points
+                          if math.isfinite(x) and math.isfinite(y))
+             for name, points in series.items()}
+    clean = {name: points for name, points in clean.items() if points}
+    chart = Chart(title, x_label=x_label, total=max((len(p) for p in clean.values()), default=0))
+    if not clean:
+        return chart
+    xs = [x for points in clean.values() for x, _ in points]
+    ys = [y for points in clean.values() for _, y in points]
+    x_lo, x_hi = min(xs), max(xs)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    y_step = _nice_step(max(ys) - min(ys) or abs(max(ys)) or 1.0, 4)
+    y_lo, y_hi = math.floor(min(ys) / y_step) * y_step, math.ceil(max(ys) / y_step) * y_step
+    if y_hi == y_lo:
+        y_lo, y_hi = y_lo - y_step, y_hi + y_step
+    plot_w, plot_h = chart.right - LEFT, chart.base - TOP
+
+    def px(x: float) -> float:
+        return LEFT + (x - x_lo) / (x_hi - x_lo) * plot_w
+
+    def py(y: float) -> float:
+        return chart.base - (y - y_lo) / (y_hi - y_lo) * plot_h
+
+    for index, (name, points) in enumerate(clean.items()):
+        drawn = points
+        if len(points) > MAX_POINTS:
+            stride = math.ceil(len(points) / MAX_POINTS)
+            drawn = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+        dots = [Dot(px(x), py(y), f"{x_label} {x:g}: {_value(y)}") for x, y in drawn] \
+            if len(drawn) <= DOTS_UP_TO else []
+        chart.lines.append(Line(
+            name=name, points=" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in drawn), dots=dots,
+            index=index % 6, count=len(points), last=points[-1][1],
+        ))
+    ticks = round((y_hi - y_lo) / y_step)
+    for i in range(ticks + 1):
+        value = y_lo + i * y_step
+        chart.y_ticks.append(Tick(py(value), _value(0.0 if abs(value) < y_step / 1e6 else value)))
+    x_step = max(1.0, _nice_step(x_hi - x_lo, 5)) if all(x.is_integer() for x in xs) else \
+        _nice_step(x_hi - x_lo, 5)
+    start = math.ceil(x_lo / x_step) * x_step
+    i = 0
+    while start + i * x_step <= x_hi + 1e-9:
+        value = start + i * x_step
+        chart.x_ticks.append(Tick(px(value), f"{value:g}"))
+        i += 1
     return chart

@@ -7,7 +7,11 @@ The pages never touch services directly; they ask this module, which talks to:
 - the object store, through ranged reads only (row previews, code, templates,
   downloads): no page ever loads a whole dataset;
 - the SDK's ``Evaluator`` for running evaluators (``invoke`` and ``evaluate``) and the
-  SDK entities for deleting versions, so the UI does exactly what code would.
+  SDK entities for deleting versions, so the UI does exactly what code would;
+- the SDK's ``TrainingJob`` (``list``, ``get``, ``metrics``, ``lineage``, ``stop``: the
+  training service's operations, dead training processes reported as code would see
+  them) and ``TrainedModel`` for jobs and the models they registered; a job's tags come
+  from its record (``TrainingJobRepository``), as DescribeTrainingJob has none.
 
 It returns plain view objects (dataclasses), so the templates hold no logic about where
 data comes from. Everything here is blocking; the routes run it on worker threads.
@@ -24,6 +28,8 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from airegistry import keywords as kw
 from airegistry.air_constants import (
     DATASET_HUB_CONTENT_TYPE,
@@ -35,20 +41,30 @@ from airegistry.air_constants import (
 from airegistry.hub.botocore_model import OperationError
 from airegistry.session import Session
 from airegistry.stats_markdown import parse_stats_markdown
-from airegistry.storage.metadata import BrowseRepository, BrowseRow
+from airegistry.storage.metadata import BrowseRepository
+from airegistry.train.artifacts import MANIFEST, MODEL_CONTENT_TYPE, TrainedModel, record_uri
+from airegistry.train.job import TrainingJob
 from airegistry.ui import preview, render
 from airegistry.ui.charts import Chart, histogram
+from airegistry.ui.training import epoch, job_view, model_view
 from airegistry.ui.views import (
     DatasetView,
     EvaluatorView,
+    JobListItem,
+    JobListPage,
+    JobView,
     ListItem,
     ListPage,
+    ModelView,
     Overview,
     TryResult,
     Version,
 )
 
 PAGE_SIZE = 50
+JOB_PAGE_SIZE = 25
+#: Bytes read from the end of a job's log for its page.
+LOG_TAIL_BYTES = 64 << 10
 #: Rows read to draw the text-length histograms (the import statistics hold no histogram).
 HISTOGRAM_SAMPLE_ROWS = 2000
 MAX_CODE_BYTES = 1 << 20
@@ -133,14 +149,16 @@ class ReadModel:
         failed: list[ListItem] = []
         for kind, ctype, kws in (("datasets", DATASET_HUB_CONTENT_TYPE, []),
                                  ("evaluators", EVALUATOR_HUB_CONTENT_TYPE, [EVALUATOR_KEYWORD])):
-            recent += [_item(r, kind) for r in browse.page(
+            recent += [ListItem.of(r, kind) for r in browse.page(
                 self.hub, ctype, keywords=kws, latest_only=False, order="created", limit=10).rows]
-            failed += [_item(r, kind) for r in browse.page(
+            failed += [ListItem.of(r, kind) for r in browse.page(
                 self.hub, ctype, keywords=kws, status="ImportFailed", order="created",
                 limit=10).rows]
         recent.sort(key=lambda i: i.created, reverse=True)
         failed.sort(key=lambda i: i.created, reverse=True)
-        return Overview(counts, recent[:10], failed[:10])
+        running = [j for s in ("InProgress", "Stopping") for j in self.jobs_page(status=s).items]
+        failed_jobs = self.jobs_page(status="Failed", per_page=5).items
+        return Overview(counts, recent[:10], failed[:10], running, failed_jobs)
 
     def list_page(self, kind: str, *, name: str = "", status: str = "", technique: str = "",
                   type: str = "", order: str = "created", page: int = 1,
@@ -158,7 +176,7 @@ class ReadModel:
                                  keywords=keywords, status=status or None, order=order,
                                  offset=(page - 1) * per_page, limit=per_page)
         pages = max(1, -(-result.total // per_page))
-        return ListPage([_item(r, kind) for r in result.rows], result.total, page, pages)
+        return ListPage([ListItem.of(r, kind) for r in result.rows], result.total, page, pages)
 
     def dataset_names(self, limit: int = 200) -> list[str]:
         rows = self.browse.page(self.hub, DATASET_HUB_CONTENT_TYPE,
@@ -209,7 +227,7 @@ class ReadModel:
     @staticmethod
     def _open_external(bucket: str, key: str) -> preview.RangedFile:
         import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError
 
         client = boto3.session.Session().client("s3")
         try:
@@ -357,8 +375,6 @@ class ReadModel:
     # -- running evaluators (through the SDK) -------------------------------------------------
 
     def _sdk_evaluator(self, name: str, version: str | None) -> Any:
-        from botocore.exceptions import ClientError
-
         from airegistry.evaluator import Evaluator
 
         try:
@@ -388,12 +404,88 @@ class ReadModel:
         finally:
             evaluator.close()
 
+    # -- training jobs (through the SDK's TrainingJob) ------------------------------------------
+
+    def jobs_page(self, *, status: str = "", name: str = "", token: str | None = None,
+                  page: int = 1, per_page: int = JOB_PAGE_SIZE) -> JobListPage:
+        try:
+            result = TrainingJob.list(max_results=per_page, next_token=token or None,
+                                      status_equals=status or None, name_contains=name or None,
+                                      sagemaker_session=self.session)
+        except ClientError as exc:  # a token from other filters, or a forged one
+            raise BadRequest(_message(exc)) from None
+        items = [JobListItem(i["training_job_name"], i["training_job_status"],
+                             i.get("secondary_status"), epoch(i["creation_time"]) or 0.0,
+                             epoch(i.get("training_end_time"))) for i in result["items"]]
+        return JobListPage(items, page, token, result["next_token"])
+
+    def _job(self, name: str) -> Any:
+        try:
+            return TrainingJob.get(name, self.session)
+        except ValueError:
+            raise NotFound(f"There is no training job {name!r}.") from None
+        except ClientError as exc:
+            raise BadRequest(_message(exc)) from None
+
+    def job(self, name: str) -> JobView:
+        job = self._job(name)
+        record = self.home.training.store.get(job.training_job_name)
+        logs, cut = self._tail(record_uri(self.session, job.training_job_name, "logs.txt"))
+        return job_view(job, job.lineage, job.metrics(),
+                        json.loads(record.tags) if record is not None and record.tags else [],
+                        logs, cut)
+
+    def _tail(self, uri: str, limit: int = LOG_TAIL_BYTES) -> tuple[bytes, bool]:
+        """The last ``limit`` bytes of an object of the registry's store, and whether cut."""
+        from airegistry.dataset import parse_s3_uri
+        from airegistry.storage.blobs.errors import BlobStoreError
+
+        bucket, key = parse_s3_uri(uri)
+        try:
+            size = self.home.objects.head_object(bucket, key).size
+            if not size:
+                return b"", False
+            _, stream = self.home.objects.open_object(bucket, key,
+                                                      byte_range=(max(0, size - limit), size - 1))
+            with stream:
+                return stream.read(), size > limit
+        except BlobStoreError:  # no log yet (or none at all: a job recorded by another tool)
+            return b"", False
+
+    def job_progress(self, name: str) -> dict[str, Any]:
+        job = self._job(name)
+        info = job.progress_info or {}
+        return {"state": "running" if job.training_job_status in ("InProgress", "Stopping")
+                else "done", "status": job.training_job_status,
+                "done": info.get("CurrentStep") or 0, "total": info.get("MaxSteps")}
+
+    def stop_job(self, name: str) -> str:
+        """``TrainingJob.stop()``: the job goes Stopping, its process ends it Stopped."""
+        job = self._job(name)
+        try:
+            job.stop()
+        except ClientError as exc:  # it finished meanwhile
+            raise BadRequest(_message(exc)) from None
+        return str(job.training_job_status)
+
+    def model(self, name: str, version: str | None = None) -> ModelView:
+        try:
+            model = TrainedModel.get(name, self.session, version=version)
+        except ClientError:
+            raise NotFound(f"There is no model {name!r}" + (f" with version {version}" if version
+                           else "") + ".") from None
+        manifest, note = {}, None
+        if model.artifact_uri:
+            try:
+                manifest = json.loads(self._read_small(f"{model.artifact_uri.rstrip('/')}/{MANIFEST}", 1 << 20))
+            except (NotFound, BadRequest, ValueError) as exc:
+                note = f"The weights' manifest cannot be read: {exc}"
+        return model_view(model, manifest, self._versions(MODEL_CONTENT_TYPE, model.name), note)
+
     # -- deleting -------------------------------------------------------------------------------
 
     def delete_version(self, kind: str, name: str, version: str) -> bool:
         """Delete one version through the SDK (a BYOC function goes with its version)."""
-        from botocore.exceptions import ClientError
-
         from airegistry.dataset import DataSet
         from airegistry.evaluator import Evaluator
 
@@ -403,7 +495,7 @@ class ReadModel:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         except ClientError as exc:  # e.g. ResourceInUse: the version is still importing
-            raise BadRequest(exc.response.get("Error", {}).get("Message") or str(exc)) from None
+            raise BadRequest(_message(exc)) from None
 
     def exists(self, kind: str, name: str) -> bool:
         try:
@@ -413,25 +505,11 @@ class ReadModel:
         return True
 
 
+def _message(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Message") or str(exc)
+
+
 def _first(rows: Iterator[preview.PreviewRow]) -> Iterator[preview.PreviewRow]:
     for row in rows:
         yield row
         return
-
-
-def _item(r: BrowseRow, kind: str) -> ListItem:
-    stats = r.stats or {}
-    item = ListItem(name=r.name, version=r.version, status=r.status, description=r.description,
-                    created=r.created_at, failure_reason=r.failure_reason, kind=kind)
-    if kind == "datasets":
-        item.technique = kw.find(r.keywords, "customization_technique:")
-        item.format = stats.get("format")
-        item.rows = stats.get("rows")
-        item.bytes = stats.get("bytes")
-    else:
-        evaluator_type = kw.find(r.keywords, "@evaluatortype:")
-        item.type = {"rewardfunction": REWARD_FUNCTION, "rewardprompt": REWARD_PROMPT}.get(
-            evaluator_type or "", evaluator_type)
-        item.method = kw.find(r.keywords, "method:")
-        item.reference = kw.find(r.keywords, "@reference:")
-    return item

@@ -1,4 +1,4 @@
-// Progress of a running evaluation: poll its JSON and reload the page once it finishes.
+// Progress of a running evaluation or training job: poll its JSON, reload once it finishes.
 // The only script of the UI; pages work without it (a <noscript> refresh takes over).
 (function () {
   "use strict";
