@@ -19,14 +19,14 @@ $(STAMP): pyproject.toml constraints-dev.txt | $(BIN)/python
 
 install: $(STAMP)
 
-# bubblewrap gives evaluator workers full isolation; PostgreSQL is what the metadata tests
+# bubblewrap and libseccomp give evaluator workers full isolation; PostgreSQL is what the metadata tests
 # run against (the fixtures start a throwaway cluster with initdb + pg_ctl). Installed when
 # we may (root + apt). Where PostgreSQL cannot be found the tests that need it are skipped
 # locally, and FAIL under CI=true.
 system-deps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@if ! command -v bwrap >/dev/null 2>&1 || ! /sbin/ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2) >/dev/null 2>&1 \
 	      || echo "note: could not install bubblewrap; evaluator isolation falls back to resource limits"; \
 	  else echo "note: bubblewrap not installed; evaluator isolation falls back to resource limits"; fi; \
 	fi
@@ -35,6 +35,14 @@ system-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 \
 	      || echo "note: could not install postgresql; PostgreSQL tests will be skipped (fail under CI=true)"; \
 	  else echo "note: postgresql not installed; PostgreSQL tests will be skipped (fail under CI=true)"; fi; \
+	fi
+	@# Debian's chromium runs the web UI's browser tests (Playwright cannot download its own
+	@# browser offline); without it they skip locally and fail under CI=true.
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	      || echo "note: could not install chromium; the UI browser tests cannot run"; \
+	  else echo "note: chromium not installed (apt-get install chromium); the UI browser tests will skip"; fi; \
 	fi
 
 test: install system-deps
@@ -58,6 +66,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_validate.py --size-mb 50
 	$(BIN)/python benchmarks/bench_evaluators.py
 	$(BIN)/python benchmarks/bench_server.py --quick
+	$(BIN)/python benchmarks/bench_train.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -8,7 +8,10 @@ truth") and a ~1 ms reward function it measures, in one run:
   (b) one fresh ``python -I`` subprocess per call                      -- the naive sandbox
   (c) ``WorkerPool`` with full isolation (bubblewrap), batched         -- ours
 and prints calls/s, p50/p99 per-call latency and the ratio to (a); then how long the pool takes
-to serve a call again after a timeout fires and after a worker crash.
+to serve a call again after a timeout fires and after a worker crash; then (unless --no-ray)
+  (d) the Ray backend: the same sandboxed pool hosted by a Ray actor on the local node
+for the realistic function -- throughput vs (a) and (c), and its start-up cost (``ray.init``,
+actor with a warm pool) vs starting the local pool, plus the RSS of Ray's processes.
 
 Throughput of (c) is ``invoke_batch`` over many events; its latency columns are single
 ``invoke`` round trips (one event, one frame each way). Throughput of (a) and (c) is measured
@@ -22,6 +25,7 @@ for the realistic function, >= 1.8x (a) for the 1 ms function on 2 cores, health
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -267,12 +271,71 @@ def bench_recovery(code: Path, isolation: str, rounds: int) -> dict[str, list[fl
     return out
 
 
+def _package(code: Path) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.write(code / "lambda_function.py", "lambda_function.py")
+    return buffer.getvalue()
+
+
+def bench_ray(
+    code: Path, events: list[Any], workers: int, isolation: str, repeat: int
+) -> dict[str, float]:
+    """Start-up and throughput of the Ray backend against the local pool, in one run."""
+    import ray
+
+    from airegistry.batch.ray_backend import PoolHost, run_on_actors
+
+    t = time.perf_counter()
+    spec = FunctionSpec(code, function_name="realistic", timeout_s=30)
+    with WorkerPool(spec, workers=workers, isolation=isolation) as pool:  # type: ignore[arg-type]
+        pool_start = time.perf_counter() - t
+        pool.invoke_batch(events[:2000])
+        pool_rate = max(pool_throughput(pool, events)[0] for _ in range(repeat))
+    t = time.perf_counter()
+    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False)
+    init_s = time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        config = {"function_name": "realistic", "timeout_s": 30.0}
+        actor = ray.remote(PoolHost).options(num_cpus=0, max_concurrency=5).remote(
+            _package(code), config, workers, isolation
+        )
+        ray.get(actor.isolation.remote())
+        actor_s = time.perf_counter() - t
+        run_on_actors(ray, [actor], events[:2000])
+        rates = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            results = run_on_actors(ray, [actor], events)
+            rates.append(len(events) / (time.perf_counter() - t))
+            assert all(r.ok for r in results)
+        rss = 0.0
+        if psutil:
+            for proc in psutil.Process().children(recursive=True):
+                with contextlib.suppress(Exception):
+                    if "ray" in " ".join(proc.cmdline()).lower():
+                        rss += proc.memory_info().rss
+        ray.get(actor.close.remote())
+    finally:
+        ray.shutdown()
+    return {
+        "pool_start_s": pool_start, "pool_rate": pool_rate, "ray_init_s": init_s,
+        "actor_start_s": actor_s, "ray_rate": max(rates), "ray_rss_mb": rss / 2**20,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls (smoke run)")
     parser.add_argument("--isolation", default="full", choices=["full", "auto", "limits"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs; best is kept")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray backend")
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
     sizes = {"trivial": 400_000, "realistic": 300_000, "1ms": 3_000}
@@ -323,6 +386,20 @@ def main() -> None:
             rows.append((name, "(b) subprocess/call", b, b["rate"] / a_rate))
             rows.append((name, f"(c) pool [{mode}]", c, c_rate / a_rate))
         recovery = bench_recovery(codes["faulty"], args.isolation, 3 if args.quick else 7)
+        ray_figures = None
+        if not args.no_ray:
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                print("ray is not installed: skipping (d); pip install 'airegistry[ray]'")
+            else:
+                ray_events = make_events(max(200, int(sizes["realistic"] * scale)))
+                ray_handler = load_handler(codes["realistic"])
+                a_rate = max(inprocess_throughput(ray_handler, ray_events)[0] for _ in range(2))
+                ray_figures = bench_ray(
+                    codes["realistic"], ray_events, args.workers, args.isolation, args.repeat
+                )
+                ray_figures["inprocess_rate"] = a_rate
 
     header = (
         f"{'function':<10} {'mode':<22} {'calls/s':>12} {'p50 ms':>9} {'p99 ms':>9} "
@@ -341,6 +418,21 @@ def main() -> None:
         print(
             f"healthy again after a {kind:<7}: median {statistics.median(values):6.1f} ms, "
             f"max {max(values):6.1f} ms over {len(values)} rounds (target <= {limit} ms)"
+        )
+    if ray_figures is not None:
+        f = ray_figures
+        print()
+        print("Ray backend (realistic function, same sandboxed pool inside one local actor):")
+        print(
+            f"  throughput: (d) ray {f['ray_rate']:,.0f}/s, (c) pool {f['pool_rate']:,.0f}/s, "
+            f"(a) in-process {f['inprocess_rate']:,.0f}/s -> (d)/(c) {f['ray_rate'] / f['pool_rate']:.2f}, "
+            f"(d)/(a) {f['ray_rate'] / f['inprocess_rate']:.2f}"
+        )
+        print(
+            f"  start-up: ray.init {f['ray_init_s']:.2f} s + actor with warm pool "
+            f"{f['actor_start_s']:.2f} s vs local pool {f['pool_start_s']:.2f} s "
+            f"(ratio {(f['ray_init_s'] + f['actor_start_s']) / f['pool_start_s']:.1f}x); "
+            f"Ray processes RSS {f['ray_rss_mb']:.0f} MB"
         )
 
 

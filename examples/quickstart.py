@@ -1,4 +1,4 @@
-"""Quickstart: the seed's dataset and evaluator workflow on the embedded registry.
+"""Quickstart: the seed's whole workflow (datasets, evaluators, training) on the embedded registry.
 
 Run it with ``make demo`` (a fresh temporary home) or ``python examples/quickstart.py``
 (uses ``AIREGISTRY_HOME``, default ``~/.airegistry``). It creates its own data in a
@@ -152,6 +152,33 @@ Score (1-10):
     scored = [o.reward for o in outcomes if o.ok]
     print(f"  {len(scored)}/{len(outcomes)} items scored, mean reward {sum(scored) / len(scored):.2f}")
     print(f"  one call: {custom.invoke({'prompt': 'What is 2 + 2?', 'response': 'Answer: 4', 'answer': 4})}")
+
+    # ---- seed: step 5, use in training -------------------------------------------------------
+    # A two-layer model built here on the spot stands for "meta-llama/Llama-2-7b-hf" (nothing
+    # is downloaded): the workflow is the same, it just trains in seconds on a CPU.
+    from airegistry.train.sft_trainer import SFTTrainer
+    from airegistry.train.tiny_model import build_tiny_model
+
+    texts = [line for line in (workdir / "data" / "train.jsonl").read_text().splitlines()]
+    tiny_model = build_tiny_model(workdir / "tiny-model", texts)
+    print("\nTraining (SFT, LoRA) on chatbot-training-v1...")
+    trainer = SFTTrainer(
+        model=str(tiny_model),
+        training_dataset=train_dataset,  # Use DataSet object
+        validation_dataset=eval_dataset,
+        accept_eula=True,
+        hyperparameters={"max_steps": 10, "per_device_train_batch_size": 8},
+        base_job_name="chatbot",
+    )
+    job = trainer.train()
+    print(f"Training job {job.training_job_name}: {job.training_job_status}")
+    print(f"  train loss {job.final_metrics['train_loss']:.3f}, eval loss {job.final_metrics['eval_loss']:.3f}")
+    print(f"  weights: {job.model_artifacts_uri}")
+    print(f"  registered model: {job.output_model_package_arn}")
+    trained_on = job.lineage["datasets"][0]
+    print(f"  lineage: {trained_on['name']} v{trained_on['version']} (sha256 {trained_on['sha256'][:12]}…)")
+    local = job.download_model(workdir / "trained-model", merge=True)
+    print(f"  downloaded and merged into {local}")
 
     # ---- seed: versions and cleanup -----------------------------------------------------------
     print("\nDataset version management:")

@@ -12,15 +12,10 @@ prompt version its own stored object, so creating a version never changes anothe
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import io
 import json
 import sys
-import uuid
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -40,15 +35,16 @@ from airegistry.air_constants import (
     HubContentStatus,
 )
 from airegistry.air_hub_entity import AIRHubEntity, check_name, is_not_found
+from airegistry.evaluator_sources import (
+    deploy_reward_function,
+    discard_created,
+    store_prompt,
+)
 from airegistry.hub import documents
 from airegistry.runtime.rewards import RewardOutcome, outcome_from_error, outcome_from_payload
 from airegistry.session import Session, resolve_session
-from airegistry.storage.blobs.errors import NoSuchBucket, NoSuchKey
 
-LAMBDA_ARN_PREFIX = "arn:aws:lambda:"
 DEFAULT_BATCH_SIZE = 256
-MAX_PROMPT_CHARS = 100_000
-MAX_CODE_BYTES = 10 * 1024 * 1024
 
 
 class EvaluatorMethod(str, Enum):
@@ -71,68 +67,6 @@ class EvaluatorInvocationError(RuntimeError):
 
 class EvaluatorNotReachableError(RuntimeError):
     """The evaluator's implementation cannot be run from this backend (e.g. someone else's Lambda)."""
-
-
-def _function_name(evaluator: str) -> str:
-    """A Lambda function name (<= 64 chars) unique to one evaluator version."""
-    return f"air-{evaluator[:46]}-{uuid.uuid4().hex[:12]}"
-
-
-def check_reward_function_source(code: str, origin: str) -> None:
-    """Refuse code that cannot be a Lambda handler before anything is deployed."""
-    try:
-        tree = ast.parse(code, filename=origin)
-    except SyntaxError as exc:
-        raise ValueError(
-            f"Reward function {origin} has a syntax error at line {exc.lineno}: {exc.msg}"
-        ) from None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "lambda_handler":
-            if isinstance(node, ast.AsyncFunctionDef):
-                raise ValueError(f"Reward function {origin}: lambda_handler must not be async")
-            return
-        if isinstance(node, ast.Assign | ast.AnnAssign | ast.ImportFrom):
-            targets: list[str] = []
-            if isinstance(node, ast.Assign):
-                targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                targets = [node.target.id]
-            elif isinstance(node, ast.ImportFrom):
-                targets = [a.asname or a.name for a in node.names]
-            if "lambda_handler" in targets:
-                return
-    raise ValueError(
-        f"Reward function {origin} defines no lambda_handler(event, context) at module level"
-    )
-
-
-def package_reward_function(code: str) -> bytes:
-    """A deployment zip with the code as ``lambda_function.py``."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        info = zipfile.ZipInfo("lambda_function.py", date_time=(2020, 1, 1, 0, 0, 0))
-        info.external_attr = 0o644 << 16
-        archive.writestr(info, code)
-    return buffer.getvalue()
-
-
-def _read_s3_text(session: Session, uri: str, limit: int) -> str:
-    from airegistry.dataset import parse_s3_uri
-
-    bucket, key = parse_s3_uri(uri)
-    try:
-        with contextlib.closing(session.objects.open(bucket, key)) as stream:
-            data = stream.read(limit + 1)
-    except ClientError as exc:
-        raise ValueError(f"Cannot read evaluator source {uri}: {exc}") from None
-    except (NoSuchKey, NoSuchBucket):
-        raise ValueError(f"Evaluator source {uri} does not exist") from None
-    if len(data) > limit:
-        raise ValueError(f"Evaluator source {uri} is larger than {limit:,} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"Evaluator source {uri} is not UTF-8 text") from None
 
 
 class Evaluator(AIRHubEntity):
@@ -260,12 +194,13 @@ class Evaluator(AIRHubEntity):
         created_function: str | None = None
         object_uri: str | None = None
         if type == REWARD_FUNCTION:
-            method, reference, created_function = cls._reward_function_reference(
+            byoc, reference, created_function = deploy_reward_function(
                 session, name, source, role, function_timeout, function_memory_mb
             )
+            method = EvaluatorMethod.BYOC if byoc else EvaluatorMethod.LAMBDA
         else:
             method = None
-            reference = object_uri = cls._store_prompt(session, name, source)
+            reference = object_uri = store_prompt(session, name, source)
         content = documents.EvaluatorContent(
             Reference=reference, EvaluatorType=type,
             ObjectUri=object_uri if object_uri else msgspec.UNSET,
@@ -285,7 +220,7 @@ class Evaluator(AIRHubEntity):
         try:
             version = cls._import_next_version(session, name, document, keywords, [], description)
         except BaseException:
-            cls._cleanup(session, created_function, object_uri)
+            discard_created(session, created_function, object_uri)
             raise
         return cls._created(session, name, version, wait)
 
@@ -300,87 +235,6 @@ class Evaluator(AIRHubEntity):
             description=description if description is not None else self.description,
             **options,
         )
-
-    @classmethod
-    def _reward_function_reference(
-        cls, session: Session, name: str, source: str, role: str | None, timeout: int, memory_mb: int
-    ) -> tuple[EvaluatorMethod, str, str | None]:
-        from airegistry.runtime.functions import _ARN_RE
-
-        if source.startswith(LAMBDA_ARN_PREFIX):
-            if not _ARN_RE.match(source):
-                raise ValueError(
-                    f"Invalid Lambda ARN {source!r}: expected "
-                    "arn:aws:lambda:<region>:<12-digit account>:function:<name>"
-                )
-            return EvaluatorMethod.LAMBDA, source, None
-        if source.startswith("s3://"):
-            if not source.endswith(".py"):
-                raise ValueError(f"A reward function in S3 must be a .py file: {source}")
-            code = _read_s3_text(session, source, MAX_CODE_BYTES)
-        else:
-            path = Path(source).expanduser()
-            if path.suffix != ".py":
-                raise ValueError(
-                    f"A reward function source must be a Lambda ARN, a local .py file or an "
-                    f"s3://.../file.py object, not {source!r}"
-                )
-            if not path.is_file():
-                raise ValueError(f"Reward function file not found: {path}")
-            if path.stat().st_size > MAX_CODE_BYTES:
-                raise ValueError(f"Reward function file {path} is larger than {MAX_CODE_BYTES:,} bytes")
-            try:
-                code = path.read_text("utf-8")
-            except UnicodeDecodeError:
-                raise ValueError(f"Reward function file {path} is not UTF-8 text") from None
-        check_reward_function_source(code, source)
-        function_name = _function_name(name)
-        response = session.functions.create_function(
-            FunctionName=function_name,
-            Runtime=f"python3.{min(max(sys.version_info.minor, 10), 13)}",
-            Role=role or f"arn:aws:iam::{session.account_id}:role/airegistry-evaluator",
-            Handler="lambda_function.lambda_handler",
-            Code={"ZipFile": package_reward_function(code)},
-            Timeout=timeout,
-            MemorySize=memory_mb,
-            Description=f"airegistry reward function {name}"[:256],
-        )
-        return EvaluatorMethod.BYOC, response["FunctionArn"], function_name
-
-    @classmethod
-    def _store_prompt(cls, session: Session, name: str, source: str) -> str:
-        from airegistry.runtime.templates import PromptTemplate
-
-        if source.startswith("s3://"):
-            text = _read_s3_text(session, source, MAX_PROMPT_CHARS * 4)
-        elif "\n" not in source and len(source) < 4096 and Path(source).expanduser().is_file():
-            try:
-                text = Path(source).expanduser().read_text("utf-8")
-            except UnicodeDecodeError:
-                raise ValueError(f"Reward prompt file {source} is not UTF-8 text") from None
-        else:
-            text = source
-        if not text.strip():
-            raise ValueError("A reward prompt cannot be empty")
-        if len(text) > MAX_PROMPT_CHARS:
-            raise ValueError(f"A reward prompt can be at most {MAX_PROMPT_CHARS:,} characters")
-        PromptTemplate(text)  # raises TemplateError (a ValueError) naming the position
-        bucket = session.default_bucket
-        session.objects.ensure_bucket(bucket)
-        key = f"evaluators/{name}/{uuid.uuid4().hex}/prompt.txt"
-        session.objects.put_bytes(bucket, key, text.encode("utf-8"), content_type="text/plain")
-        return f"s3://{bucket}/{key}"
-
-    @classmethod
-    def _cleanup(cls, session: Session, function: str | None, object_uri: str | None) -> None:
-        if function:
-            with contextlib.suppress(Exception):
-                session.functions.delete_function(FunctionName=function)
-        if object_uri:
-            from airegistry.dataset import parse_s3_uri
-
-            with contextlib.suppress(Exception):
-                session.objects.delete(*parse_s3_uri(object_uri))
 
     # -- deleting (BYOC functions go with their version) ---------------------------------------
 
@@ -407,9 +261,11 @@ class Evaluator(AIRHubEntity):
 
     # -- running ---------------------------------------------------------------------------------
 
-    def invoke(self, event: Mapping[str, Any], **judge_options: Any) -> dict[str, Any]:
+    def invoke(
+        self, event: Mapping[str, Any], *, backend: str | None = None, **judge_options: Any
+    ) -> dict[str, Any]:
         """Score one event: ``{"reward": float in [0, 1], "details": ...}`` or an exception."""
-        outcome = self.score_batch([dict(event)], **judge_options)[0]
+        outcome = self.score_batch([dict(event)], backend=backend, **judge_options)[0]
         if not outcome.ok:
             raise EvaluatorInvocationError(
                 f"Evaluator {self.name} v{self.version} failed: {outcome.error_type}: {outcome.error}",
@@ -417,46 +273,52 @@ class Evaluator(AIRHubEntity):
             )
         return {"reward": outcome.reward, "details": outcome.details}
 
-    def score_batch(self, events: Sequence[Mapping[str, Any]], **judge_options: Any) -> list[RewardOutcome]:
-        """Score events in order; one failure never fails the others."""
+    def score_batch(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        backend: str | None = None,
+        **judge_options: Any,
+    ) -> list[RewardOutcome]:
+        """Score events in order; one failure never fails the others.
+
+        Reward functions run through the batch-invocation interface (``airegistry.batch``):
+        ``backend`` is ``"pool"``, ``"lambda"`` or ``"ray"``, by default the session's own (see
+        ``airegistry.batch.invoker_for``); outcomes are the same whichever runs them.
+        """
         if self.type == REWARD_PROMPT:
             return self._judge_for(**judge_options).evaluate_batch([dict(e) for e in events])
-        return self._run_function([dict(e) for e in events])
+        return self._run_function([dict(e) for e in events], backend)
 
-    def _run_function(self, events: list[dict[str, Any]]) -> list[RewardOutcome]:
+    def _run_function(self, events: list[dict[str, Any]], backend: str | None) -> list[RewardOutcome]:
+        results = self._invoke_raw(events, backend)
+        return [self._outcome(i, r.ok, r.payload) for i, r in enumerate(results)]
+
+    def _invoke_raw(self, events: Sequence[Any], backend: str | None) -> list[Any]:
+        """The function's raw results through the batch-invocation interface, in order."""
+        from airegistry.batch import FunctionUnreachableError, invoker_for
+
         session = resolve_session(self.sagemaker_session)
-        reference = self.reference or ""
-        if session.backend == "embedded":
-            owned = session.functions.owns_arn(reference)
-            if owned is None:
-                raise EvaluatorNotReachableError(
-                    f"Evaluator {self.name} points at {reference}, a Lambda function outside this "
-                    "registry; the embedded backend cannot invoke it. Use the AWS backend "
-                    "(AIREGISTRY_BACKEND=aws) or register the code itself (source='./reward.py')."
-                )
-            if owned is False:
-                raise EvaluatorNotReachableError(
-                    f"The function {reference} of evaluator {self.name} no longer exists."
-                )
-            results = session.functions.invoke_batch(reference, events)
-            return [self._outcome(i, r.ok, r.payload) for i, r in enumerate(results)]
-        client = session.functions
-
-        def call(index: int) -> RewardOutcome:
-            response = client.invoke(FunctionName=reference, Payload=json.dumps(events[index]).encode())
-            payload = json.loads(response["Payload"].read() or b"null")
-            return self._outcome(index, "FunctionError" not in response, payload)
-
         try:
-            with ThreadPoolExecutor(max_workers=16) as pool:
-                return list(pool.map(call, range(len(events))))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                raise EvaluatorNotReachableError(
-                    f"Evaluator {self.name} cannot be run from this backend: "
-                    f"{exc.response['Error'].get('Message')}"
-                ) from None
-            raise
+            return invoker_for(session, backend).invoke_batch(self.reference or "", events)
+        except FunctionUnreachableError as exc:
+            raise EvaluatorNotReachableError(
+                f"Evaluator {self.name} cannot be run from this backend: {exc}"
+            ) from None
+
+    def invoke_payload(self, payload: Any, *, backend: str | None = None) -> tuple[bool, Any]:
+        """Run this reward function once on any JSON ``payload``; ``(ok, what it returned)``.
+
+        No reward-contract check is applied: this is for callers that speak another
+        contract, such as the official SDK's batch contract (a list of samples in, a list
+        of scores out). When not ok, the second item is Lambda's error payload
+        (``errorType``, ``errorMessage``). It runs through the same batch-invocation
+        interface as ``score_batch``.
+        """
+        if self.type == REWARD_PROMPT:
+            raise ValueError(f"Evaluator {self.name} is a reward prompt; it has no function to invoke")
+        result = self._invoke_raw([payload], backend)[0]
+        return result.ok, result.payload
 
     @staticmethod
     def _outcome(index: int, ok: bool, payload: Any) -> RewardOutcome:
@@ -499,12 +361,14 @@ class Evaluator(AIRHubEntity):
         response_field: str = "response",
         limit: int | None = None,
         progress: bool | None = None,
+        backend: str | None = None,
         **judge_options: Any,
     ) -> list[RewardOutcome]:
         """Score every item of a DataSet, a list of dicts or any iterable of dicts, in order.
 
         A row without ``response`` uses ``completion`` (SFT rows) when it has one. Each item's
         outcome carries its reward or the reason it failed; a progress bar shows on a terminal.
+        ``backend="ray"`` scores the batches on a Ray cluster (see ``score_batch``).
         """
         if not 1 <= batch_size <= 4096:
             raise ValueError("batch_size must be between 1 and 4096")
@@ -526,7 +390,7 @@ class Evaluator(AIRHubEntity):
         try:
             for batch in _batches(rows, batch_size, limit):
                 events = [self._event(row, response_field) for row in batch]
-                results = self.score_batch(events, **judge_options)
+                results = self.score_batch(events, backend=backend, **judge_options)
                 offset = len(outcomes)
                 for outcome in results:
                     outcome.index += offset
@@ -550,18 +414,21 @@ class Evaluator(AIRHubEntity):
                 event["response"] = event["completion"]
         return event
 
-    def as_reward_function(self, on_error: str = "nan", **judge_options: Any) -> Callable[..., list[float]]:
+    def as_reward_function(
+        self, on_error: str = "nan", *, backend: str | None = None, **judge_options: Any
+    ) -> Callable[..., list[float]]:
         """A TRL reward function (GRPOTrainer ``reward_funcs``) backed by this evaluator.
 
         ``judge_options`` (``base_url``, ``model``, ``api_key``, ``scale``, …) configure the
-        judge of a reward prompt, as for ``invoke``/``evaluate``.
+        judge of a reward prompt, as for ``invoke``/``evaluate``; ``backend`` as for
+        ``score_batch`` (one call per batch of completions).
         """
         from airegistry.runtime.trl import make_trl_reward_function
 
         safe = "".join(c if c.isalnum() else "_" for c in self.name)
 
         def score(events: list[dict[str, Any]]) -> list[RewardOutcome]:
-            return self.score_batch(events, **judge_options)
+            return self.score_batch(events, backend=backend, **judge_options)
 
         return make_trl_reward_function(score, name=f"airegistry_{safe}", on_error=on_error)  # type: ignore[arg-type]
 

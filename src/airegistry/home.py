@@ -48,6 +48,7 @@ from airegistry.storage.metadata import (
 if TYPE_CHECKING:
     from airegistry.hub.json_protocol import Handler, SageMakerWire
     from airegistry.runtime.functions import FunctionService
+    from airegistry.training.service import TrainingJobService
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +161,19 @@ class Home:
 
     def wire_handlers(self) -> dict[str, Handler]:
         """Every SageMaker operation this home answers: add another service's handlers here."""
-        return {**self.hub.handlers()}
+        return {**self.hub.handlers(), **self.training.handlers()}
 
     @cached_property
     def wire(self) -> SageMakerWire:
         from airegistry.hub.json_protocol import SageMakerWire
 
         return SageMakerWire(self.wire_handlers())
+
+    @cached_property
+    def training(self) -> TrainingJobService:
+        from airegistry.training.service import TrainingJobService
+
+        return TrainingJobService(self.db, account_id=self.account_id, region=self.region)
 
     @cached_property
     def functions(self) -> FunctionService:

@@ -11,10 +11,10 @@ import pytest
 
 from airegistry.runtime import pool as pool_mod
 from airegistry.runtime import sandbox
+from airegistry.runtime.manager import PoolManager
 from airegistry.runtime.pool import (
     FunctionSpec,
     IsolationUnavailableError,
-    PoolManager,
     WorkerPool,
 )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airegistry.runtime import sandbox
+from airegistry.runtime import sandbox, uids, view
 from airegistry.runtime.pool import FunctionSpec, WorkerPool, isolation_status
 
 PROBE = textwrap.dedent(
@@ -124,8 +124,8 @@ def test_root_filesystem_is_read_only(full_pool: WorkerPool, tmp_path: Path) -> 
 @needs_bwrap
 def test_runs_unprivileged_in_own_pid_namespace(full_pool: WorkerPool) -> None:
     ids = full_pool.invoke({"kind": "ids"}).payload
-    if os.geteuid() == 0:
-        assert ids["uid"] == sandbox.NOBODY and ids["gid"] == sandbox.NOBODY
+    if os.geteuid() == 0:  # a uid of its own, not root and not the shared 65534
+        assert ids["uid"] >= uids.UID_BASE and ids["gid"] == ids["uid"]
     assert ids["pid"] < 10  # pid namespace: the worker is one of the first processes
     shadow = full_pool.invoke({"kind": "read", "path": "/etc/shadow"}).payload
     assert "error" in shadow
@@ -141,8 +141,8 @@ def test_limits_mode_cannot_hide_files_but_env_is_clean(tmp_path: Path, home: Pa
         assert p.stats()["isolation"] == "limits"
         out = p.invoke({"kind": "read", "path": str(home / "registry.db")}).payload
         assert out == {"read": "SECRET-ROWS"}
-        if os.geteuid() == 0 and sandbox.probe_isolation().limits_drop_to is not None:
-            assert p.invoke({"kind": "ids"}).payload["uid"] == sandbox.NOBODY
+        if os.geteuid() == 0 and sandbox.probe_isolation().limits_own_uids:
+            assert p.invoke({"kind": "ids"}).payload["uid"] >= uids.UID_BASE
 
 
 # ---------------------------------------------------------------------- pure functions
@@ -179,32 +179,84 @@ def test_hidden_paths_include_registry_home_and_credentials(tmp_path: Path) -> N
     assert set(paths) == {extra, reg, user_home / ".aws", user_home / ".netrc"}
 
 
-def test_full_argv_shape(tmp_path: Path) -> None:
+def test_bwrap_argv_shape(tmp_path: Path) -> None:
+    """The root is an empty tmpfs: only the interpreter's needs, the code and the runtime."""
     code = tmp_path / "code"
     code.mkdir()
-    # Outside /tmp (which is a private tmpfs already, so nothing under it needs masking).
-    hidden_dir = Path("/usr/share")
-    hidden_file = Path("/etc/hostname")
+    needs = view.InterpreterNeeds(("/usr/lib/python3",), ("/lib64/ld-linux-x86-64.so.2",))
+    etc, proc = view.synthetic_files(tmp_path / "etc", 1_900_000_123, 1)
+    view_args = view.build_view(
+        needs=needs, code_dir=code, etc_files=etc, proc_files=proc, tmpfs_bytes=1024
+    )
+    joined = " ".join(view_args)
+    assert "--ro-bind / /" not in joined and "--bind / /" not in joined
+    assert f"--ro-bind {code} /var/task" in joined
+    assert f"--ro-bind {view.RUNTIME_DIR / 'worker.py'} /var/runtime/worker.py" in joined
+    assert f"--ro-bind {etc['/etc/passwd']} /etc/passwd" in joined
+    assert f"--ro-bind {proc['/proc/cpuinfo']} /proc/cpuinfo" in joined
+    assert "--size 1024 --perms 1777 --tmpfs /tmp" in joined
+    assert "sbx_user:x:1900000123:1900000123" in etc["/etc/passwd"].read_text()
     for probe in (
-        sandbox.IsolationProbe("/usr/bin/bwrap", "", ("--unshare-user",), None),
-        sandbox.IsolationProbe("/usr/bin/bwrap", "", (), 65534, None, "/usr/bin/setpriv"),
+        sandbox.IsolationProbe("/usr/bin/bwrap", "", ("--unshare-user",), False),
+        sandbox.IsolationProbe("/usr/bin/bwrap", "", (), True),
     ):
-        argv = sandbox.full_argv(
-            probe,
-            worker_argv=["python", "-I", "worker.py"],
-            code_dir=code,
-            hide=[hidden_dir, hidden_file],
-            tmpfs_bytes=1024,
-        )
-        joined = " ".join(argv)
-        assert argv[0] == "/usr/bin/bwrap"
-        assert ("--die-with-parent" in argv and "--unshare-pid" in joined) or "--unshare-all" in argv
-        assert "--unshare-net" in argv or "--unshare-all" in argv
-        assert "--ro-bind / /" in joined
-        assert f"--tmpfs {hidden_dir}" in joined
-        assert f"--ro-bind /dev/null {hidden_file}" in joined
-        assert f"--ro-bind {code} {code}" in joined
+        argv = sandbox.bwrap_argv(probe, view_args, ["python", "-I", "worker.py"])
+        assert argv[0] == "/usr/bin/bwrap" and "--die-with-parent" in argv
         assert argv[-3:] == ["python", "-I", "worker.py"]
-        if probe.setpriv:
-            assert "--reuid=65534" in argv and "--no-new-privs" in argv
-            assert "--unshare-all" not in argv  # no user namespace: uid 65534 is real
+        if probe.privileged:  # no user namespace: the worker's own uid is a real host uid
+            assert "--unshare-all" not in argv and "--unshare-pid" in argv
+            assert "--unshare-net" in argv
+            assert argv[argv.index("--cap-drop") + 1] == "ALL"
+        else:
+            assert "--unshare-all" in argv and "--unshare-user" in argv
+
+
+@needs_bwrap
+def test_view_shows_nothing_else_of_the_host(full_pool: WorkerPool) -> None:
+    def listdir(path: str) -> list[str] | str:
+        out = full_pool.invoke({"kind": "listdir", "path": path}).payload
+        return sorted(out["entries"]) if "entries" in out else out["error"]
+
+    for gone in ("/home", "/opt", "/sys", "/srv", "/mnt", "/boot", "/var/log", "/usr/bin"):
+        assert listdir(gone) == "FileNotFoundError", gone
+    assert listdir("/etc") == ["group", "passwd"]
+    assert listdir("/var") == ["runtime", "task"]
+    assert listdir("/var/task") == ["lambda_function.py"]
+    repo = Path(__file__).resolve().parents[2]
+    assert listdir(str(repo / ".git")) == "FileNotFoundError"
+    assert listdir(str(repo / "src")) == "FileNotFoundError"
+    passwd = full_pool.invoke({"kind": "read", "path": "/etc/passwd"}).payload["read"]
+    assert "sbx_user" in passwd and len(passwd.splitlines()) == 3
+    cpuinfo = full_pool.invoke({"kind": "read", "path": "/proc/cpuinfo"}).payload["read"]
+    assert "vendor_id\t: airegistry" in cpuinfo and cpuinfo.count("processor") == 1
+
+
+@needs_bwrap
+def test_tmp_is_private_and_size_limited(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "lambda_function.py").write_text(
+        textwrap.dedent(
+            """
+            import errno
+
+            def lambda_handler(event, context):
+                written = 0
+                for n in range(20):  # files of up to 32 MiB, below RLIMIT_FSIZE
+                    with open(f"/tmp/fill{n}", "wb") as fh:
+                        try:
+                            for _ in range(32):
+                                fh.write(b"x" * (1 << 20))
+                                fh.flush()
+                                written += 1
+                        except OSError as exc:
+                            return {"mib": written, "errno": exc.errno}
+                return {"mib": written, "errno": None}
+            """
+        )
+    )
+    os.chmod(code, 0o755)
+    spec = FunctionSpec(code, timeout_s=30.0, memory_mb=256)
+    with WorkerPool(spec, workers=1, spares=0, isolation="full") as p:
+        out = p.invoke({}).payload
+    assert out["errno"] == 28 and out["mib"] <= 256  # ENOSPC at min(memory_mb, 512) MiB

@@ -293,3 +293,27 @@ def test_reward_prompt_runs_through_an_openai_compatible_judge(backend, tmp_path
         assert result["reward"] in (0.0, 1.0)
         outcomes = ev.evaluate([{"question": "q"}], progress=False, **options)
         assert not outcomes[0].ok and "response" in outcomes[0].error
+
+
+def test_backends_give_the_same_outcomes(backend, tmp_path: Path) -> None:
+    """score_batch/evaluate go through one batch interface whatever runs the function."""
+    path = handler_returning(
+        tmp_path,
+        "{'reward': event['n'] / 10} if event['n'] != 4 else {'reward': 'four'}",
+        "same.py",
+    )
+    ev = Evaluator.create("same-everywhere", "RewardFunction", str(path))
+    events = [{"n": n} for n in range(8)]
+    default = ev.score_batch(events)
+    assert ev.score_batch(events, backend="lambda") == default
+    assert default[4].error_type == "InvalidRewardValue"
+    assert [o.reward for o in default if o.ok] == [0.0, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7]
+    if backend.name == "embedded":
+        assert ev.score_batch(events, backend="pool") == default
+        assert ev.evaluate(events, backend="lambda", progress=False) == default
+    else:
+        with pytest.raises(ValueError, match="embedded registry"):
+            ev.score_batch(events, backend="pool")
+    reward = ev.as_reward_function(backend="lambda")
+    scores = reward(prompts=["p"] * 2, completions=["a", "b"], n=[1, 2])
+    assert scores == [0.1, 0.2]

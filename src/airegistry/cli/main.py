@@ -23,16 +23,21 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="COMMAND")
     groups.required = True
 
-    from airegistry.cli import datasets, evaluators
+    from airegistry.cli import datasets, evaluators, jobs, train
 
     datasets.add_parser(groups)
     evaluators.add_parser(groups)
+    train.add_parser(groups)
+    jobs.add_parser(groups)
     try:
         from airegistry.cli.server import add_server_parser
     except ImportError:  # pragma: no cover - server extras missing
         pass
     else:
         add_server_parser(groups)
+        from airegistry.cli.ui import add_ui_parser
+
+        add_ui_parser(groups)
     return parser
 
 

@@ -44,3 +44,16 @@ class IsolationUnavailableError(RuntimeError):
     The message says why (not installed, user namespaces disabled, the interpreter not visible
     inside the sandbox, ...) so an operator can fix the host rather than guess.
     """
+
+
+class InvocationCancelledError(RuntimeError):
+    """A batch was cancelled before every call finished.
+
+    ``results`` has one entry per event: the ``InvocationResult`` of each call that finished
+    before the cancellation, ``None`` for the others (never started, or still running).
+    """
+
+    def __init__(self, results: list[object]) -> None:
+        done = sum(1 for r in results if r is not None)
+        super().__init__(f"the batch was cancelled after {done} of {len(results)} calls")
+        self.results = results

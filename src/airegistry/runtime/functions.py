@@ -35,6 +35,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from airegistry.runtime.runtimes import DEFAULT_RUNTIME, unsupported_runtime_message
 from airegistry.storage.blobs import BlobStore
 from airegistry.storage.metadata import FunctionExists, FunctionRepository
 
@@ -43,7 +44,6 @@ _ARN_RE = re.compile(
     r"^arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
     r"(?P<name>[a-zA-Z0-9-_]{1,64})(:(?P<qualifier>[a-zA-Z0-9-_$]+))?$"
 )
-SUPPORTED_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
 MAX_ZIP_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -305,7 +305,7 @@ class FunctionService:
         FunctionName: str,
         Role: str,
         Code: dict[str, Any],
-        Runtime: str = "python3.12",
+        Runtime: str = DEFAULT_RUNTIME,
         Handler: str = "lambda_function.lambda_handler",
         Description: str = "",
         Timeout: int = 30,
@@ -321,17 +321,7 @@ class FunctionService:
         if not isinstance(Code, dict):
             raise lambda_error("InvalidParameterValueException", "Code must be a structure",
                                400, op)
-        if Runtime not in SUPPORTED_RUNTIMES:
-            raise lambda_error(
-                "InvalidParameterValueException",
-                f"Runtime {Runtime!r} is not supported here; use one of {', '.join(SUPPORTED_RUNTIMES)}",
-                400,
-                op,
-            )
-        if not 1 <= int(Timeout) <= 900:
-            raise lambda_error("InvalidParameterValueException", "Timeout must be 1-900 seconds", 400, op)
-        if not 128 <= int(MemorySize) <= 10240:
-            raise lambda_error("InvalidParameterValueException", "MemorySize must be 128-10240 MB", 400, op)
+        self._check_settings(op, Runtime, Timeout, MemorySize)
         data = self._code_bytes(Code, op)
         self._check_zip(data, Handler, op)
         key, sha_b64, _ = self._store_code(name, data)
@@ -357,6 +347,16 @@ class FunctionService:
                 "ResourceConflictException", f"Function already exist: {name}", 409, op
             ) from None
         return self._configuration(self._row(name, op))
+
+    @staticmethod
+    def _check_settings(op: str, runtime: Any, timeout: Any, memory_mb: Any) -> None:
+        problem = unsupported_runtime_message(runtime)
+        if problem is not None:
+            raise lambda_error("InvalidParameterValueException", problem, 400, op)
+        if not 1 <= int(timeout) <= 900:
+            raise lambda_error("InvalidParameterValueException", "Timeout must be 1-900 seconds", 400, op)
+        if not 128 <= int(memory_mb) <= 10240:
+            raise lambda_error("InvalidParameterValueException", "MemorySize must be 128-10240 MB", 400, op)
 
     def get_function(self, *, FunctionName: str, **_ignored: Any) -> dict[str, Any]:
         op = "GetFunction"
@@ -385,6 +385,48 @@ class FunctionService:
         key, sha_b64, _ = self._store_code(name, data)
         self.repo.update(name, code_key=key, code_sha256=sha_b64, code_size=len(data),
                          revision_id=str(uuid.uuid4()))
+        self._discard_pools(name)
+        return self._configuration(self._row(name, op))
+
+    def update_function_configuration(
+        self,
+        *,
+        FunctionName: str,
+        Runtime: str | None = None,
+        Handler: str | None = None,
+        Timeout: int | None = None,
+        MemorySize: int | None = None,
+        Description: str | None = None,
+        Role: str | None = None,
+        Environment: dict[str, Any] | None = None,
+        **_ignored: Any,
+    ) -> dict[str, Any]:
+        """Change a function's settings; warm workers of the old settings are discarded."""
+        op = "UpdateFunctionConfiguration"
+        name = self._name(FunctionName, op)
+        given = {"Runtime": Runtime, "Handler": Handler, "Description": Description, "Role": Role}
+        variables = checked_environment(op, Environment,
+                                        **{k: v for k, v in given.items() if v is not None})
+        row = self._row(name, op)
+        runtime = row.runtime if Runtime is None else Runtime
+        timeout = row.timeout if Timeout is None else Timeout
+        memory = row.memory_size if MemorySize is None else MemorySize
+        self._check_settings(op, runtime, timeout, memory)
+        values: dict[str, Any] = {
+            "runtime": runtime, "timeout": int(timeout), "memory_size": int(memory),
+            "revision_id": str(uuid.uuid4()),
+        }
+        if Handler is not None:
+            data = self.objects.read_bytes(row.code_bucket, row.code_key)
+            self._check_zip(data, Handler, op)
+            values["handler"] = Handler
+        if Description is not None:
+            values["description"] = Description
+        if Role is not None:
+            values["role"] = Role
+        if Environment is not None:
+            values["environment"] = json.dumps(variables)
+        self.repo.update(name, **values)
         self._discard_pools(name)
         return self._configuration(self._row(name, op))
 
@@ -448,18 +490,22 @@ class FunctionService:
 
     # -- fast path for evaluation ---------------------------------------------------------------
 
-    def invoke_batch(self, function: str, events: Sequence[Any]) -> list[Any]:
-        """Run many events on the function's warm pool; results in order (InvocationResult)."""
+    def invoke_batch(
+        self, function: str, events: Sequence[Any], *, cancel: Any = None, progress: Any = None
+    ) -> list[Any]:
+        """Run many events on the function's warm pool; results in order (InvocationResult).
+
+        ``cancel``/``progress`` as in ``airegistry.batch.contract``."""
         op = "Invoke"
         name = self._name(function, op)
         row = self._row(name, op)
         pool = self._pool_for(row)
-        return pool.invoke_batch(list(events))
+        return pool.invoke_batch(list(events), cancel=cancel, progress=progress)
 
     def _pool_manager(self) -> Any:
         with self._lock:
             if self._pools is None:
-                from airegistry.runtime.pool import PoolManager
+                from airegistry.runtime.manager import PoolManager
 
                 self._pools = PoolManager(isolation=self.isolation)
             return self._pools

@@ -1,21 +1,22 @@
-"""How worker processes are isolated: command lines, environment, privilege drop, probing.
+"""How worker processes are isolated: which mode this host gives, command lines, environment.
 
-Two modes:
+Two modes (docs/runtime.md has the full model):
 
 ``full``   bubblewrap (``bwrap``) runs the worker in fresh pid/net/ipc/uts/cgroup namespaces
-           (plus a user namespace when the parent is not root) with a read-only view of ``/``,
-           a private tmpfs ``/tmp`` (its working directory and HOME), its own ``/proc`` and
-           ``/dev``, no network (only a loopback device of its own) and hidden
-           credential/registry directories. A root parent has bwrap set up the namespaces
-           privileged and ``setpriv`` drop the worker to uid/gid 65534 (``nobody``) with no
-           capabilities, so the worker is unprivileged on the host too.
-``limits`` the same worker without namespaces: resource limits, a clean environment, a
-           private working directory, its own session, dropped to uid 65534 when the parent is
-           root and the interpreter is usable by that user. It can still read whatever files the
-           worker's uid may read and open network connections.
+           (plus a user namespace when the parent is not root) on a root filesystem that holds
+           only what the interpreter needs (see :mod:`.view`): the function's code at
+           ``/var/task``, a private size-limited ``/tmp``, a minimal ``/dev`` and ``/proc``.
+           A root parent runs bwrap privileged with every capability dropped but setuid/setgid,
+           and the worker switches to a uid of its own (see :mod:`.uids`) before any user code.
+``limits`` the same worker without namespaces: resource limits, a clean environment, a private
+           working directory, its own session, a uid of its own when the parent is root and the
+           interpreter is usable by other users. It can read whatever files that uid may read
+           and open network connections.
 
-Whether ``full`` works is probed once per process (a real bwrap run of the interpreter) and
-cached, because namespaces can be present in the kernel yet forbidden by policy.
+In both modes the worker installs the seccomp filter of :mod:`.seccomp`, pins itself to one
+CPU, becomes the reaper of everything it starts, and is frozen by the parent between batches.
+Whether ``full`` works is probed once per process (a real sandbox of the interpreter, switching
+uid as the workers will) and cached, because namespaces can be present yet forbidden by policy.
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-WORKER_PATH = Path(__file__).with_name("worker.py").resolve()
+from . import view as V
+from .seccomp import seccomp_program
+from .uids import UidUnavailableError, lease_uid
+
+WORKER_PATH = V.RUNTIME_DIR / "worker.py"
+SANDBOX_WORKER_PATH = f"{V.RUNTIME_ROOT}/worker.py"
 NOBODY = 65534
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Runtime-owned variables a function's own environment may not override.
@@ -48,9 +56,12 @@ RESERVED_ENV = frozenset(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     }
 )
-# Files/directories of the parent's user that hold credentials: made invisible under bwrap.
+# Files/directories of the parent's user that hold credentials: hidden if a mounted tree has them.
 _CREDENTIAL_DIRS = (".aws", ".ssh", ".airegistry", ".docker", ".kube", ".gnupg", ".config/gcloud")
 _CREDENTIAL_FILES = (".netrc", ".git-credentials", ".pypirc")
+# A root parent keeps only these for the sandbox's first moments: the worker needs them to switch
+# to its own uid, after which (as for any non-root uid) no capability is left.
+_ROOT_CAPS = ("--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID")
 
 
 @dataclass(frozen=True)
@@ -60,22 +71,22 @@ class IsolationProbe:
     bwrap: str | None  # path of a working bwrap, None when full isolation is unavailable
     reason: str  # human-readable: why full isolation is (un)available
     bwrap_flags: tuple[str, ...] = ()  # optional hardening flags this bwrap accepts
-    drop_to: int | None = None  # uid/gid sandboxed workers run as (None: the parent's own uid)
-    limits_drop_to: int | None = None  # same, for limits mode
-    # Parent is root: bwrap runs privileged (no user namespace) and ``setpriv`` then drops the
-    # worker to ``drop_to`` with no capabilities and no_new_privs. Unprivileged parents use a
-    # user namespace instead and keep their own uid outside it.
-    setpriv: str | None = None
+    # Parent is root: bwrap runs privileged (no user namespace) and every worker switches to a
+    # uid of its own; unprivileged parents use a user namespace and keep their own uid.
+    privileged: bool = False
+    limits_own_uids: bool = False  # limits mode as root can run workers under their own uids
+    seccomp: bytes = b""  # the BPF program workers install (empty: unavailable)
+    seccomp_reason: str = ""
 
 
 _probe_lock = threading.Lock()
 _probe_cache: IsolationProbe | None = None
 
 
-def _run_probe(argv: list[str], drop_to: int | None) -> tuple[bool, str]:
+def _run_probe(argv: list[str], user: int | None) -> tuple[bool, str]:
     kwargs: dict[str, object] = {}
-    if drop_to is not None:
-        kwargs.update(user=drop_to, group=drop_to, extra_groups=[])
+    if user is not None:
+        kwargs.update(user=user, group=user, extra_groups=[])
     try:
         proc = subprocess.run(
             argv,
@@ -94,9 +105,15 @@ def _run_probe(argv: list[str], drop_to: int | None) -> tuple[bool, str]:
     return True, ""
 
 
-def _interpreter_check() -> list[str]:
-    # What every worker does first: start isolated, import msgspec, read the worker source.
-    return [sys.executable, "-I", "-B", "-c", f"import msgspec; open({str(WORKER_PATH)!r}).close()"]
+def _interpreter_check(worker_path: str, switch_to: int | None = None) -> list[str]:
+    # What every worker does first: start isolated, switch uid, import msgspec, read its code.
+    switch = (
+        f"import os; os.setgroups([]); os.setresgid({switch_to}, {switch_to}, {switch_to}); "
+        f"os.setresuid({switch_to}, {switch_to}, {switch_to}); "
+        if switch_to is not None
+        else ""
+    )
+    return [sys.executable, "-I", "-B", "-c", f"{switch}import msgspec; open({worker_path!r}).close()"]
 
 
 def probe_isolation(refresh: bool = False) -> IsolationProbe:
@@ -111,58 +128,110 @@ def probe_isolation(refresh: bool = False) -> IsolationProbe:
 
 def _probe() -> IsolationProbe:
     root = os.geteuid() == 0
-    limits_drop: int | None = None
+    program, seccomp_reason = seccomp_program()
+    limits_own = False
     if root:
-        ok, _ = _run_probe(_interpreter_check(), NOBODY)
-        limits_drop = NOBODY if ok else None
+        try:
+            lease = lease_uid()
+        except UidUnavailableError:
+            pass
+        else:
+            limits_own, _ = _run_probe(_interpreter_check(str(WORKER_PATH)), lease.uid)
+            lease.release()
+    base = {"limits_own_uids": limits_own, "seccomp": program, "seccomp_reason": seccomp_reason}
     bwrap = shutil.which("bwrap", path=os.environ.get("PATH", SAFE_PATH) + ":" + SAFE_PATH)
     if bwrap is None:
         return IsolationProbe(
             None,
             "bubblewrap (bwrap) is not installed; install the 'bubblewrap' package for full "
             "isolation",
-            limits_drop_to=limits_drop,
+            **base,  # type: ignore[arg-type]
         )
-    setpriv = shutil.which("setpriv", path=SAFE_PATH + ":/usr/sbin:/sbin") if root else None
-    if root and setpriv is None:
-        return IsolationProbe(
-            None,
-            "running as root but setpriv (util-linux) is missing, so workers could not drop "
-            "to an unprivileged user inside bubblewrap",
-            limits_drop_to=limits_drop,
-        )
+    if not program:
+        return IsolationProbe(None, f"bubblewrap is installed but {seccomp_reason}", **base)  # type: ignore[arg-type]
+    try:
+        needs = V.interpreter_needs()
+        lease = lease_uid() if root else None
+    except (RuntimeError, OSError) as exc:
+        return IsolationProbe(None, f"bubblewrap is installed but {exc}", **base)  # type: ignore[arg-type]
     errors = []
     variants: tuple[tuple[str, ...], ...] = (
         ((),) if root else (("--unshare-user", "--disable-userns"), ())
     )
-    for extra in variants:
-        candidate = IsolationProbe(
-            bwrap, "", tuple(extra), NOBODY if root else None, limits_drop, setpriv
-        )
-        argv = full_argv(
-            candidate,
-            worker_argv=_interpreter_check(),
-            code_dir=WORKER_PATH.parent,
-            hide=hidden_paths(),
-            tmpfs_bytes=16 * 1024 * 1024,
-        )
-        ok, err = _run_probe(argv, None)
-        if ok:
-            who = f"uid {NOBODY} (via setpriv)" if root else f"uid {os.geteuid()}"
-            return IsolationProbe(
-                bwrap,
-                f"bubblewrap works ({bwrap}); workers run namespaced as {who}",
-                tuple(extra),
-                candidate.drop_to,
-                limits_drop,
-                setpriv,
+    try:
+        with tempfile.TemporaryDirectory(prefix="airegistry-probe-") as tmp:
+            os.chmod(tmp, 0o755)
+            uid = lease.uid if lease is not None else -1
+            etc, proc = V.synthetic_files(Path(tmp) / "etc", uid, 1)
+            view_args = V.build_view(
+                needs=needs,
+                code_dir=Path(tmp),
+                etc_files=etc,
+                proc_files=proc,
+                tmpfs_bytes=16 * 1024 * 1024,
             )
-        errors.append(err)
+            check = _interpreter_check(SANDBOX_WORKER_PATH, uid if root else None)
+            for extra in variants:
+                candidate = IsolationProbe(bwrap, "", tuple(extra), root, **base)  # type: ignore[arg-type]
+                ok, err = _run_probe(bwrap_argv(candidate, view_args, check), None)
+                if ok:
+                    who = "a uid of its own per worker" if root else f"uid {os.geteuid()}"
+                    return IsolationProbe(
+                        bwrap,
+                        f"bubblewrap works ({bwrap}); workers run namespaced as {who}, "
+                        "with a seccomp filter",
+                        tuple(extra),
+                        root,
+                        **base,  # type: ignore[arg-type]
+                    )
+                errors.append(err)
+    finally:
+        if lease is not None:
+            lease.release()
     return IsolationProbe(
         None,
         f"bubblewrap is installed but cannot create a sandbox here ({errors[-1]})",
-        limits_drop_to=limits_drop,
+        **base,  # type: ignore[arg-type]
     )
+
+
+def bwrap_argv(probe: IsolationProbe, view_args: list[str], worker_argv: list[str]) -> list[str]:
+    """bwrap command line that runs ``worker_argv`` in the view ``view_args`` (see view.py)."""
+    assert probe.bwrap is not None
+    argv = [probe.bwrap, "--die-with-parent", "--new-session"]
+    if probe.privileged:
+        # Privileged bwrap: every namespace but the user one (the worker's uid must stay a
+        # real, unprivileged uid on the host, which it switches to itself).
+        argv += [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            *_ROOT_CAPS,
+        ]
+    else:
+        argv += ["--unshare-all", *probe.bwrap_flags]
+    argv += ["--hostname", V.SANDBOX_HOSTNAME, *view_args, "--chdir", "/tmp", "--"]
+    return argv + worker_argv
+
+
+def isolation_status(refresh: bool = False) -> dict[str, Any]:
+    """What isolation workers get on this host.
+
+    ``{"bwrap", "mode", "reason", "uid", "seccomp"}``: ``uid`` is ``"own"`` when every worker
+    runs under a uid of its own, else the uid workers share (the caller's).
+    """
+    probe = probe_isolation(refresh)
+    full = probe.bwrap is not None
+    own = probe.privileged if full else probe.limits_own_uids
+    return {
+        "bwrap": full,
+        "mode": "full" if full else "limits",
+        "reason": probe.reason,
+        "uid": "own" if own else os.geteuid(),
+        "seccomp": bool(probe.seccomp),
+    }
 
 
 def hidden_paths(
@@ -225,98 +294,6 @@ def clean_environment(
             continue
         env[str(key)] = str(value)
     return env
-
-
-def _within(path: Path, parents: Sequence[Path]) -> bool:
-    return any(path == p or p in path.parents for p in parents)
-
-
-def _untraversable_ancestor(path: Path) -> Path | None:
-    """The top-most ancestor of ``path`` that other users cannot enter (e.g. ``/root``)."""
-    for parent in reversed(path.parents):
-        try:
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                return parent
-        except OSError:
-            return None
-    return None
-
-
-def full_argv(
-    probe: IsolationProbe,
-    *,
-    worker_argv: list[str],
-    code_dir: Path,
-    hide: Sequence[Path],
-    tmpfs_bytes: int,
-) -> list[str]:
-    """bwrap command line that runs ``worker_argv`` with full isolation."""
-    assert probe.bwrap is not None
-    argv = [probe.bwrap, "--die-with-parent", "--new-session"]
-    if probe.setpriv:
-        # Privileged bwrap: every namespace but the user one (uid 65534 must stay a real,
-        # unprivileged uid on the host, which setpriv gives us below).
-        argv += [
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-        ]
-    else:
-        argv += ["--unshare-all", *probe.bwrap_flags]
-    argv += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
-    argv += ["--size", str(tmpfs_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
-    needed = [
-        code_dir.resolve(),
-        Path(sys.prefix).resolve(),
-        Path(sys.base_prefix).resolve(),
-        Path(sys.executable).resolve().parent,
-        WORKER_PATH.parent,
-    ]
-    masks = list(hide)
-    if probe.drop_to is not None:
-        for p in needed:
-            blocked = _untraversable_ancestor(p)
-            if blocked is not None and blocked not in masks:
-                masks.append(blocked)
-    # /tmp is already a private tmpfs: nothing under it needs (or gets) its own mask.
-    masks = [p for p in masks if not (_within(Path("/tmp"), [p]) or _within(p, [Path("/tmp")]))]
-    for p in masks:
-        if p.is_dir():
-            argv += ["--tmpfs", str(p)]
-        else:
-            argv += ["--ro-bind", "/dev/null", str(p)]
-    # Put back what the worker needs where a mask covered it (e.g. a venv inside a home).
-    rebound: list[Path] = []
-    made: set[Path] = set()
-    for p in needed:
-        must = p == needed[0] or _within(p, masks) or _within(p, [Path("/tmp")])
-        if must and not _within(p, rebound):
-            # bwrap would create missing parents 0700 (untraversable for the worker uid).
-            tops = [m for m in [*masks, Path("/tmp")] if _within(p, [m])]
-            top = max(tops, key=lambda m: len(m.parts)) if tops else None
-            for parent in reversed(p.parents):
-                inside = top is not None and _within(parent, [top]) and parent != top
-                if inside and parent not in made:
-                    argv += ["--perms", "0755", "--dir", str(parent)]
-                    made.add(parent)
-            argv += ["--ro-bind", str(p), str(p)]
-            rebound.append(p)
-    argv += ["--chdir", "/tmp", "--"]
-    if probe.setpriv and probe.drop_to is not None:
-        uid = str(probe.drop_to)
-        argv += [
-            probe.setpriv,
-            f"--reuid={uid}",
-            f"--regid={uid}",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--no-new-privs",
-            "--",
-        ]
-    return argv + worker_argv
 
 
 def tree_readable_by_others(root: Path, check_ancestors: bool) -> bool:

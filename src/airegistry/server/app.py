@@ -55,6 +55,7 @@ from airegistry.server.iam import handle_iam
 from airegistry.server.logging import log_access
 from airegistry.server.metrics import Metrics
 from airegistry.server.s3 import S3Config, S3Handler
+from airegistry.server.s3_requests import virtual_host_bucket
 from airegistry.server.sts import handle_sts
 from airegistry.storage.blobs import BlobStore
 from airegistry.storage.blobs.errors import StoreUnavailable
@@ -219,10 +220,12 @@ class AiRegistryApp:
                         send: Send) -> None:
         signed = "authorization" in ctx.headers or ctx.has_query("X-Amz-Signature") \
             or ctx.has_query("Signature")
-        if not signed:
+        if not signed and self.services.mounts and virtual_host_bucket(ctx, self.s3.config) is None:
+            # A mount's prefix ("/ui/") is never a bucket of path-style S3 (too short), and
+            # virtual-host-style S3 requests never reach a mount whatever their key.
             for prefix, app in self.services.mounts.items():
                 if ctx.path.startswith(prefix) or ctx.path == prefix.rstrip("/"):
-                    ctx.service = "mount"
+                    ctx.service = ctx.operation = prefix.strip("/") or "mount"
                     return await app(scope, receive, send)
         if not signed and ctx.path in ("/healthz", "/metrics") and ctx.method in ("GET", "HEAD"):
             return await self._ops_endpoint(ctx, send)

@@ -70,8 +70,12 @@ def app_factory() -> AiRegistryApp:
         raise RuntimeError(f"{HOME_ENV} must name the server home directory")
     home = open_home(Path(home_txt).expanduser())
     no_auth = os.environ.get(NO_AUTH_ENV, "") == "1"
-    return create_app(build_services(home), auth=None if no_auth else auth_for(home),
-                      options=options_from_env())
+    auth = None if no_auth else auth_for(home)
+    services = build_services(home)
+    from airegistry.ui import create_server_ui
+
+    services.mounts["/ui/"] = create_server_ui(home.path, auth)
+    return create_app(services, auth=auth, options=options_from_env())
 
 
 __all__ = ["HOME_ENV", "NO_AUTH_ENV", "app_factory", "auth_for", "build_services"]

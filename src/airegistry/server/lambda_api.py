@@ -186,8 +186,16 @@ def create_lambda_app(functions: Any) -> Starlette:
 
     async def configuration(request: Request) -> Response:
         name = _name(request)
-        _check("GetFunctionConfiguration", {"FunctionName": name})
-        return _json(200, await call("get_function_configuration", FunctionName=name))
+        if request.method == "GET":
+            _check("GetFunctionConfiguration", {"FunctionName": name})
+            return _json(200, await call("get_function_configuration", FunctionName=name))
+        params = await _body_json(request)
+        params["FunctionName"] = name
+        _check("UpdateFunctionConfiguration", params)
+        try:
+            return _json(200, await call("update_function_configuration", **params))
+        except (TypeError, ValueError) as exc:
+            return _error("InvalidParameterValueException", str(exc), 400)
 
     async def code(request: Request) -> Response:
         params = await _body_json(request)
@@ -228,7 +236,7 @@ def create_lambda_app(functions: Any) -> Starlette:
         Route(PREFIX, endpoint(create_or_list), methods=["GET", "POST"]),
         Route(PREFIX + "/", endpoint(create_or_list), methods=["GET", "POST"]),
         Route(PREFIX + "/{name}", endpoint(one), methods=["GET", "DELETE"]),
-        Route(PREFIX + "/{name}/configuration", endpoint(configuration), methods=["GET"]),
+        Route(PREFIX + "/{name}/configuration", endpoint(configuration), methods=["GET", "PUT"]),
         Route(PREFIX + "/{name}/code", endpoint(code), methods=["PUT"]),
         Route(PREFIX + "/{name}/invocations", endpoint(invocations), methods=["POST"]),
     ]

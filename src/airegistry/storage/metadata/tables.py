@@ -124,6 +124,33 @@ functions = Table(
 )
 
 
+# Training-job records (SageMaker CreateTrainingJob & co.); owned by airegistry.training.
+training_jobs = Table(
+    "training_jobs",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("secondary_status", String(32), nullable=False),
+    Column("failure_reason", Text),
+    Column("request", Text, nullable=False),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("transitions", Text, nullable=False, default="[]"),
+    Column("progress", Text),
+    Column("final_metrics", Text),
+    Column("model_artifacts", String(1024)),
+    Column("output_model_arn", String(2048)),
+    Column("process", Text),
+    Column("mlflow_details", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("modified_at", Float, nullable=False),
+    Column("heartbeat_at", Float),
+    Index("ix_training_jobs_created", "created_at", "name"),
+    Index("ix_training_jobs_status", "status", "heartbeat_at"),
+)
+
+
 def now() -> float:
     """Timestamps are stored as epoch seconds: sortable, exact, and free of SQLite's naive datetimes."""
     return time.time()

@@ -53,6 +53,12 @@ class Init(msgspec.Struct, array_like=True, tag="init"):
     nofile_limit: int
     flush_interval_us: int
     parent_pid: int
+    # Confinement the worker applies to itself before importing the handler (see confine.py).
+    run_as: int = -1  # uid/gid to switch to when started as root inside the sandbox (-1: stay)
+    nproc_limit: int = 0  # RLIMIT_NPROC, only for a uid of its own (0: leave as is)
+    cpus: list[int] = []  # CPU affinity (empty: leave as is)
+    seccomp: bytes = b""  # a classic-BPF seccomp program to install (empty: none)
+    stop_when_ready: bool = False  # SIGSTOP itself after Hello; the parent resumes it per batch
 
 
 class Batch(msgspec.Struct, array_like=True, tag="batch"):
