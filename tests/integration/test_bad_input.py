@@ -290,3 +290,19 @@ def test_the_embedded_function_service_refuses_the_same(server: tuple[RawClient,
     assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
     assert functions.get_function(FunctionName="embedded-bad")["Configuration"]["Environment"] == {
         "Variables": {}}
+
+
+def test_update_function_configuration_refuses_the_same(server: tuple[RawClient, Home]) -> None:
+    raw, home = server
+    for fields, code in (({"Environment": "x"}, "InvalidRequestContentException"),
+                         ({"Description": {}}, "InvalidRequestContentException"),
+                         ({"Environment": {"Variables": ["A"]}}, "InvalidRequestContentException"),
+                         ({"Environment": {"Variables": {"A=B": "x"}}}, "ValidationException")):
+        assert_refused(raw.lambda_("PUT", "/f1/configuration", fields), 400, code)
+    with pytest.raises(ClientError) as exc:
+        home.functions.update_function_configuration(
+            FunctionName="f1", Environment={"Variables": {"A": "\x00"}})
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    updated = raw.lambda_("PUT", "/f1/configuration", {"Environment": {"Variables": {"KEY": "v"}}})
+    assert updated.status_code == 200 and updated.json()["Environment"] == {"Variables": {"KEY": "v"}}
+    assert raw.lambda_("POST", "/f1/invocations", b"{}").status_code == 200

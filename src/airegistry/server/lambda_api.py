@@ -7,8 +7,9 @@ bodies. Authentication and access logging happen in the enclosing app.
 Every request is checked against botocore's ``lambda`` service model before the
 service sees it, as AWS checks it: a member of the wrong JSON type (``ZipFile: 123``,
 ``Environment: "x"``) is ``InvalidRequestContentException``, a broken constraint (an
-environment variable named ``A=B``, a 300-character description, an unknown runtime)
-is ``ValidationException``, both 400. An Invoke payload must be JSON that can be
+environment variable named ``A=B``, a 300-character description) is
+``ValidationException``, both 400; a runtime this server does not run is the function
+service's ``InvalidParameterValueException`` naming the ones it does. An Invoke payload must be JSON that can be
 handed to a function: valid UTF-8 without lone surrogates, nested at most
 ``MAX_PAYLOAD_DEPTH`` deep.
 """
@@ -71,10 +72,17 @@ class _Refused(Exception):
 
 
 def _check(operation: str, params: dict[str, Any]) -> None:
-    """Refuse ``params`` that break the ``lambda`` model's input shape of ``operation``."""
+    """Refuse ``params`` that break the ``lambda`` model's input shape of ``operation``.
+
+    A string ``Runtime`` is left to the function service, which names the runtimes it runs
+    (the model's enum lists every runtime AWS has, Node.js and Java included).
+    """
     shape = service_model("lambda").operation_model(operation).input_shape
+    checked = dict(params)
+    if isinstance(checked.get("Runtime"), str):
+        del checked["Runtime"]
     try:
-        validate_input(operation, shape, params, type_error_code=_TYPE_ERROR)
+        validate_input(operation, shape, checked, type_error_code=_TYPE_ERROR)
     except OperationError as exc:
         raise _Refused(_error(exc.code, exc.message, 400)) from None
 
