@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
+from airegistry.pids import pid_alive
 from airegistry.storage.metadata import JobRepository
 from airegistry.storage.metadata.tables import now
 
@@ -59,16 +60,6 @@ class JobContext:
 Executor = Callable[[JobContext], ImportOutcome]
 ResultValues = Callable[[ImportOutcome], dict[str, Any]]
 """How an outcome is written on its version (the hub service's rules: statuses, limits)."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JobRunner:
@@ -182,7 +173,7 @@ class JobRunner:
             return True
         if pid == os.getpid():
             return token != self.token
-        return not _pid_alive(pid)
+        return not pid_alive(pid)
 
     def _claim_and_submit(self) -> None:
         with self._lock:

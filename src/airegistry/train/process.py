@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from airegistry.pids import pid_alive
 from airegistry.session import Session
 from airegistry.train.reporting import JobReporter, process_start_token
 
@@ -86,13 +87,7 @@ def process_is_dead(environment: dict[str, str]) -> bool | None:
     start = environment.get("AIREGISTRY_TRAINING_PID_START")
     current = process_start_token(int(pid))
     if current is None:
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return not pid_alive(int(pid))
     if start and current != start:
         return True  # the pid now belongs to another process
     try:

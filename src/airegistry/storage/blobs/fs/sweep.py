@@ -15,6 +15,8 @@ import socket
 import time
 from pathlib import Path
 
+from airegistry.pids import pid_alive
+
 HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 _STALE_FOREIGN_SECONDS = 24 * 3600
 
@@ -40,7 +42,7 @@ def sweep_stale_temps(tmp_dir: Path) -> int:
         parts = e.name.split(".")
         stale = False
         if len(parts) == 4 and parts[0] == HOST_TAG and parts[1].isdigit():
-            stale = int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1]))
+            stale = int(parts[1]) != os.getpid() and not pid_alive(int(parts[1]))
         if not stale:
             try:
                 stale = now - e.stat(follow_symlinks=False).st_mtime > _STALE_FOREIGN_SECONDS
@@ -59,15 +61,3 @@ def sweep_stale_temps(tmp_dir: Path) -> int:
         except OSError:
             continue
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
