@@ -103,11 +103,11 @@ class Hello(msgspec.Struct, array_like=True, tag="hello"):
 class Results(msgspec.Struct, array_like=True, tag="results"):
     """Outcomes of consecutive calls ``first_id, first_id + 1, ...`` of one worker.
 
-    Each item is a map ``{"ok", "payload", "duration_ms", "logs"}`` -- exactly the fields of
-    ``airegistry.runtime.pool.InvocationResult``, which the parent decodes the items into
-    directly (a failed call's payload is already the Lambda error dict). ``items`` is typed
-    loosely here because this module cannot import the pool; the parent builds its decoder
-    with :func:`results_type`.
+    Each item is an array ``[ok, payload, duration_ms, logs]`` -- exactly the fields of
+    ``airegistry.runtime.spec.InvocationResult`` (an array-like Struct), which the parent
+    decodes the items into directly (a failed call's payload is already the Lambda error
+    dict). ``items`` is typed loosely here because this module cannot import the parent's
+    types; the parent builds its decoder with :func:`results_type`.
     """
 
     first_id: int
@@ -116,7 +116,7 @@ class Results(msgspec.Struct, array_like=True, tag="results"):
 
 @functools.lru_cache(maxsize=8)
 def results_type(item_type: Any) -> Any:
-    """A ``Results`` twin whose items decode straight into ``item_type`` (a dataclass)."""
+    """A ``Results`` twin whose items decode straight into ``item_type`` (a Struct)."""
     return msgspec.defstruct(
         "TypedResults",
         [("first_id", int), ("items", list[item_type])],  # type: ignore[valid-type]
