@@ -52,6 +52,19 @@ def next_cpu() -> list[int]:
         return [cpus[next(_cpu_cycle) % len(cpus)]]
 
 
+def shared_memory(name: str, size: int) -> int:
+    """A memfd of ``size`` bytes whose size is sealed. The parent maps it; a worker that could
+    shrink it would make the parent's next access to the mapping die of SIGBUS."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.ftruncate(fd, size)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class WorkerLauncher:
     """Prepares a function's sandbox once and starts workers in it."""
 
@@ -143,8 +156,7 @@ class WorkerLauncher:
         for fd in (cmd_w, res_w):
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        slot_fd = os.memfd_create("airegistry-slot", os.MFD_CLOEXEC)
-        os.ftruncate(slot_fd, 16)
+        slot_fd = shared_memory("airegistry-slot", 16)
         slot_map = mmap.mmap(slot_fd, 16)
         log_fd = os.memfd_create("airegistry-log", os.MFD_CLOEXEC)
         worker_argv = [
