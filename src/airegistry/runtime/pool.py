@@ -410,7 +410,8 @@ class WorkerPool:
     def _send(
         self, worker: WorkerProcess, encoder: F.FrameEncoder, chunk: Chunk, flight: Flight
     ) -> bool:
-        """Queue ``chunk`` for the worker; False if it was dropped instead."""
+        """Queue ``chunk`` for the worker; False if it was not sent: dropped, or put back on
+        the queue (for any worker) because this worker's inbox is full of unanswered batches."""
         if chunk.sink.error is not None:
             return False  # the caller already gave up (bad event elsewhere in its batch)
         raw = chunk.raw
@@ -421,12 +422,22 @@ class WorkerPool:
                 chunk.sink.abort(exc)
                 return False
         first = worker.next_id
-        worker.next_id = first + len(chunk.events)
+        next_id = first + len(chunk.events)
+        if len(raw) > worker.inbox.size:
+            batch = F.Batch(first, events=msgspec.Raw(raw))
+        else:
+            offset = worker.inbox.place(raw, next_id)
+            if offset is None:
+                if not self._queue.put_front(chunk):
+                    chunk.sink.abort(PoolClosedError("the worker pool was closed"))
+                return False
+            batch = F.Batch(first, offset, len(raw))
+        worker.next_id = next_id
         flight.chunks.append((first, chunk))
         flight.count += len(chunk.events)
         if worker.frozen:
             worker.thaw()
-        worker.queue_frame(encoder.encode(F.Batch(first, msgspec.Raw(raw))))
+        worker.queue_frame(encoder.encode(batch))
         return True
 
     def _pump(
@@ -464,6 +475,7 @@ class WorkerPool:
                 culprit = watch.running_call(worker, flight)
                 raise WorkerLost("protocol", culprit, str(exc)) from None
             watch.progress(time.monotonic_ns(), flight.expected)
+            worker.inbox.release(flight.expected)
         if worker.want_write:
             worker.flush_out()
 

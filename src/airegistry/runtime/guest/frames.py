@@ -65,12 +65,15 @@ class Batch(msgspec.Struct, array_like=True, tag="batch"):
     """Events to run in order; the i-th event has call id ``first_id + i``.
 
     Ids are unique per worker lifetime and never 0 (0 in the deadline slot means "idle").
-    The parent sends ``events`` pre-encoded (a ``msgspec.Raw`` array, encoded once per chunk);
-    the worker decodes it as a plain list.
+    The events are one encoded array, normally in the worker's inbox (shared memory the parent
+    writes and the worker maps read-only): ``length`` bytes at ``offset``. A batch too large
+    for the inbox travels inline instead, in ``events`` (``length`` is then 0).
     """
 
     first_id: int
-    events: Any
+    offset: int = 0
+    length: int = 0
+    events: Any = None
 
 
 ToWorker = Init | Batch

@@ -11,6 +11,8 @@ import os
 import time
 from typing import Any
 
+import msgspec
+
 from . import frames
 from .capture import Capture, drain_fd_output
 from .children import has_children, kill_leftovers
@@ -118,6 +120,7 @@ def run_batches(
     res_fd: int,
     cap_fd: int,
     slot: memoryview,
+    inbox: memoryview,
     init: frames.Init,
     func: Any,
     to_worker: Any,
@@ -137,17 +140,21 @@ def run_batches(
     parts = capture.parts  # cleared in place by take(), so this stays the live list
     take = capture.take
     precise = emitter.precise_fd_logs
+    decode_events = msgspec.msgpack.Decoder().decode
 
     while True:
         frame = read_frame(cmd)
         if frame is None:
             os._exit(0)
         batch = to_worker.decode(frame)
+        events = batch.events
+        if batch.length:
+            events = decode_events(inbox[batch.offset : batch.offset + batch.length])
         cid = first = batch.first_id
         pending: list[list[Any]] = []
         pending_bytes = 0
         last_flush = monotonic_ns()
-        for event in batch.events:
+        for event in events:
             t0 = monotonic_ns()
             slot[1] = t0
             slot[0] = cid
