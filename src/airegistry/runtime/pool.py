@@ -81,7 +81,7 @@ class WorkerPool:
         workers: int | None = None,
         isolation: Isolation = "auto",
         log_cap_bytes: int = 64 * 1024,
-        batch_size: int = 128,
+        batch_size: int = 512,
         spares: int = 1,
         init_timeout_s: float = 10.0,
     ) -> None:
