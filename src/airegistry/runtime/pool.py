@@ -2,9 +2,11 @@
 
 Design, in one paragraph: each pool owns ``workers`` driver threads, each bound to one worker
 process, plus one spawner thread that keeps a pre-spawned *spare* worker ready and reaps dead
-ones. ``invoke_batch`` encodes events once, cuts them into chunks and puts them on a shared queue;
-a driver sends up to two chunks to its worker as length-prefixed msgspec frames and reads the
-results back (decoded into typed Structs; nothing is ever unpickled). Per-call deadlines are
+ones. ``invoke_batch`` cuts the events into chunks and puts them on a shared queue; a driver
+encodes a chunk's events once (one msgspec call) into its worker's shared-memory inbox, tells
+the worker where they lie in a length-prefixed frame on the command pipe, keeps up to three
+chunks in flight, and reads the results back from the result pipe (decoded straight into
+``InvocationResult`` Structs; nothing is ever unpickled). Per-call deadlines are
 enforced by the driver from a shared 16-byte slot the worker updates at the start of each call,
 so no message is needed per call. A call that overruns is answered with ``Sandbox.Timedout``,
 its worker is SIGKILLed and immediately replaced by the spare, and the calls queued behind it
