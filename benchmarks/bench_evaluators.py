@@ -7,6 +7,8 @@ truth") and a ~1 ms reward function it measures, in one run:
   (a) direct in-process calls of ``lambda_handler(event, context)``   -- the anchor
   (b) one fresh ``python -I`` subprocess per call                      -- the naive sandbox
   (c) ``WorkerPool`` with full isolation (bubblewrap), batched         -- ours
+  (e) for the realistic function, ``Evaluator.evaluate`` on an embedded registry: the pool
+      plus the SDK's work per batch and row, as a user scoring a dataset gets it
 and prints calls/s, p50/p99 per-call latency and the ratio to (a); then how long the pool takes
 to serve a call again after a timeout fires and after a worker crash; then (unless --no-ray)
   (d) the Ray backend: the same sandboxed pool hosted by a Ray actor on the local node
@@ -298,6 +300,35 @@ def data_path_floor(handler: Callable[[Any, Any], Any], events: list[Any]) -> tu
     return parent / len(events) * 1e9, worker / len(events) * 1e9
 
 
+def bench_evaluate(source: str, rows: list[Any], repeat: int) -> tuple[float, float]:
+    """(rows/s, parent CPU us per row) of ``Evaluator.evaluate`` on an embedded registry:
+    what a user scoring a dataset gets (the pool plus the SDK's own work per batch and row)."""
+    with tempfile.TemporaryDirectory(prefix="bench-evaluate-home-") as home:
+        saved = os.environ.get("AIREGISTRY_HOME")
+        os.environ["AIREGISTRY_HOME"] = home
+        try:
+            from airegistry.evaluator import Evaluator
+
+            path = Path(home) / "reward.py"
+            path.write_text(textwrap.dedent(source))
+            evaluator = Evaluator.create(name="bench-reward", type="RewardFunction", source=str(path))
+            evaluator.evaluate(rows[:2000], progress=False)  # warm the pool
+            runs = []
+            for _ in range(repeat):
+                cpu0, start = time.process_time(), time.perf_counter()
+                outcomes = evaluator.evaluate(rows, progress=False)
+                wall = time.perf_counter() - start
+                runs.append((len(rows) / wall, (time.process_time() - cpu0) / len(rows) * 1e6))
+                if not all(o.ok for o in outcomes):
+                    raise SystemExit("evaluate returned failed outcomes")
+        finally:
+            if saved is None:
+                os.environ.pop("AIREGISTRY_HOME", None)
+            else:
+                os.environ["AIREGISTRY_HOME"] = saved
+    return max(r[0] for r in runs), min(r[1] for r in runs)
+
+
 def bench_recovery(code: Path, isolation: str, rounds: int) -> dict[str, list[float]]:
     """ms from a timeout firing (or a crashing call being submitted) until a call succeeds."""
     timeout_s = 0.2
@@ -451,6 +482,11 @@ def main() -> None:
             rows.append((name, "(a) in-process", a, 1.0))
             rows.append((name, "(b) subprocess/call", b, b["rate"] / a_rate))
             rows.append((name, f"(c) pool [{mode}]", c, c_rate / a_rate))
+        evaluate_figures = None
+        if "realistic" in args.functions.split(","):
+            rows_e = make_events(max(200, int(sizes["realistic"] * scale) // 5))
+            evaluate_figures = bench_evaluate(FUNCTIONS["realistic"], rows_e, args.repeat)
+            evaluate_figures += (inprocess_throughput(load_handler(codes["realistic"]), rows_e)[0],)
         recovery = None
         if not args.no_recovery:
             recovery = bench_recovery(codes["faulty"], args.isolation, 3 if args.quick else 7)
@@ -502,6 +538,13 @@ def main() -> None:
                 f"floor ({fp:.2f} us parent + {fw:.2f} us worker per call, plus the function)"
             )
     print()
+    if evaluate_figures is not None:
+        rate, cpu, a_rate = evaluate_figures
+        print(
+            f"(e) Evaluator.evaluate (realistic, default batches): {rate:,.0f} rows/s, "
+            f"parent CPU {cpu:.2f} us/row, x (a) {rate / a_rate:.2f}"
+        )
+        print()
     for kind, limit in (("timeout", 100), ("crash", 50)):
         if recovery is None:
             break
