@@ -266,6 +266,24 @@ class WorkerProcess:
 
     # -- channels --------------------------------------------------------------------------
 
+    def send_batch(self, encoder: F.FrameEncoder, events: bytes, count: int) -> bool:
+        """Hand ``count`` encoded events to the worker as calls ``next_id`` on (resuming it if
+        frozen); False if its inbox has no room for them until earlier batches are answered.
+        A batch larger than the whole inbox travels inline on the command pipe."""
+        first = self.next_id
+        if len(events) > self.inbox.size:
+            batch = F.Batch(first, events=msgspec.Raw(events))
+        else:
+            offset = self.inbox.place(events, first + count)
+            if offset is None:
+                return False
+            batch = F.Batch(first, offset, len(events))
+        self.next_id = first + count
+        if self.frozen:
+            self.thaw()
+        self.queue_frame(encoder.encode(batch))
+        return True
+
     def queue_frame(self, frame: bytearray) -> None:
         if not self.outbuf:
             # Common case: the pipe has room; write without copying into the buffer first.

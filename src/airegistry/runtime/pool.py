@@ -424,22 +424,12 @@ class WorkerPool:
                 chunk.sink.abort(exc)
                 return False
         first = worker.next_id
-        next_id = first + len(chunk.events)
-        if len(raw) > worker.inbox.size:
-            batch = F.Batch(first, events=msgspec.Raw(raw))
-        else:
-            offset = worker.inbox.place(raw, next_id)
-            if offset is None:
-                if not self._queue.put_front(chunk):
-                    chunk.sink.abort(PoolClosedError("the worker pool was closed"))
-                return False
-            batch = F.Batch(first, offset, len(raw))
-        worker.next_id = next_id
+        if not worker.send_batch(encoder, raw, len(chunk.events)):
+            if not self._queue.put_front(chunk):
+                chunk.sink.abort(PoolClosedError("the worker pool was closed"))
+            return False
         flight.chunks.append((first, chunk))
         flight.count += len(chunk.events)
-        if worker.frozen:
-            worker.thaw()
-        worker.queue_frame(encoder.encode(batch))
         return True
 
     def _pump(
