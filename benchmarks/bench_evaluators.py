@@ -289,7 +289,7 @@ def data_path_floor(handler: Callable[[Any, Any], Any], events: list[Any]) -> tu
         mem[: len(data)] = data
         t1 = clock()
         decoded = dec.decode(view[: len(data)])
-        frame = enc.encode(("results", 1, [[True, out, 0.001, ""]] * len(decoded)))
+        frame = enc.encode(("results", 1, [InvocationResult(True, out, 0.001, "")] * len(decoded)))
         t2 = clock()
         kept.append(results_dec.decode(frame))
         t3 = clock()
