@@ -8,7 +8,10 @@ between calls. ``limits`` is what runs when bubblewrap is missing, so it is test
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ HOSTILE = textwrap.dedent(
     """
     import ctypes
     import os
+    import stat
     import subprocess
     import sys
     import threading
@@ -112,6 +116,31 @@ HOSTILE = textwrap.dedent(
             return {"cpu": time.process_time()}
         if kind == "cpu":
             return {"cpu": time.process_time()}
+        if kind == "resize_shared_memory":
+            # The runtime's own descriptors are on the command line (--fds CMD,RES,SLOT,...).
+            fds = [int(fd) for fd in sys.argv[sys.argv.index("--fds") + 1].split(",")]
+            errors = {}
+            for fd in fds:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # pipes; the memfds are files
+                    continue
+                try:  # a read-write descriptor of the same file, even for a read-only one
+                    fds_to_try = [fd, os.open(f"/proc/self/fd/{fd}", os.O_RDWR)]
+                except OSError as exc:
+                    fds_to_try = [fd]
+                    errors[f"reopen {fd}"] = exc.errno
+                if fd == fds[3]:  # the inbox: the parent's events, read-only for the worker
+                    try:
+                        errors["write inbox"] = 0 if os.pwrite(fds_to_try[-1], b"x", 0) else -1
+                    except OSError as exc:
+                        errors["write inbox"] = exc.errno
+                for target in fds_to_try:
+                    for size in (0, 1 << 20):
+                        try:
+                            os.ftruncate(target, size)
+                            errors[f"{fd}/{target}:{size}"] = 0
+                        except OSError as exc:
+                            errors[f"{fd}/{target}:{size}"] = exc.errno
+            return {"errors": errors}
         if kind == "spin_threads":
             start_cpu, start = time.process_time(), time.monotonic()
             threads = [threading.Thread(target=_burn, args=(event["s"],)) for _ in range(2)]
@@ -192,6 +221,32 @@ def test_idle_worker_is_frozen_with_its_threads(pool: WorkerPool) -> None:
     after = _call(pool, {"kind": "cpu"})["cpu"]
     # Unfrozen, the burner would have used ~0.5 s of CPU while the worker sat idle.
     assert after - before < 0.25
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_shared_memory_cannot_be_resized_under_the_parent(tmp_path: Path, mode: str) -> None:
+    """Shrinking a memfd the parent has mapped would kill the parent with SIGBUS on its next
+    access; run the pool in a child process so that a regression fails this test only."""
+    _skip_unavailable(mode)
+    script = textwrap.dedent(
+        f"""
+        import json
+        from pathlib import Path
+        from airegistry.runtime.pool import FunctionSpec, WorkerPool
+
+        spec = FunctionSpec(Path({str(_code(tmp_path))!r}), timeout_s=30.0)
+        with WorkerPool(spec, workers=1, spares=0, isolation={mode!r}) as pool:
+            first = pool.invoke({{"kind": "resize_shared_memory"}})
+            again = pool.invoke({{"kind": "cpu"}})
+            print(json.dumps([first.ok, first.payload, again.ok, pool.stats()["crashes"]]))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ok, payload, again_ok, crashes = json.loads(done.stdout.splitlines()[-1])
+    assert ok and again_ok and crashes == 0, payload
+    # EPERM: sealed; EINVAL: a read-only descriptor; EACCES: no write access to reopen it.
+    assert payload["errors"] and set(payload["errors"].values()) <= {1, 13, 22}, payload
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a uid per worker needs the runtime to run as root")

@@ -318,6 +318,20 @@ def test_results_keep_order_in_large_batches(pool: WorkerPool) -> None:
     assert [r.payload["echo"]["i"] for r in results] == list(range(2000))
 
 
+@pytest.mark.parametrize(
+    ("n", "pad"),
+    [
+        (48, 256 * 1024),  # chunks of ~3 MB: the inbox fills, wraps around, batches wait for room
+        (2, 9 * 1024 * 1024),  # a chunk larger than the whole inbox travels inline
+    ],
+)
+def test_large_events_cross_intact(pool: WorkerPool, n: int, pad: int) -> None:
+    events = [{"kind": "value", "value": {"i": i}, "pad": chr(65 + i % 26) * pad} for i in range(n)]
+    results = pool.invoke_batch(events)
+    assert [r.payload for r in results] == [{"i": i} for i in range(n)]
+    assert pool.invoke({"kind": "echo", "i": 1}).payload["echo"]["i"] == 1
+
+
 def test_concurrent_callers(pool: WorkerPool) -> None:
     outputs: dict[int, list[InvocationResult]] = {}
     errors: list[BaseException] = []

@@ -25,23 +25,22 @@ class LocalPoolInvoker:
         cancel: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> list[InvocationResult]:
-        owned = self.functions.owns_arn(function) if function.startswith("arn:") else True
-        if owned is None:
-            raise FunctionUnreachableError(
-                f"{function} is a Lambda function outside this registry, so the embedded backend "
-                "cannot invoke it; use the AWS backend (AIREGISTRY_BACKEND=aws) or register the "
-                "code itself (source='./reward.py')"
-            )
-        if owned is False:
-            raise FunctionUnreachableError(f"the function {function} no longer exists")
         from botocore.exceptions import ClientError
 
         try:
             return self.functions.invoke_batch(function, events, cancel=cancel, progress=progress)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                raise FunctionUnreachableError(exc.response["Error"].get("Message", "")) from None
-            raise
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            # Only now tell "someone else's function" from "deleted": asking first cost a
+            # database round trip per batch.
+            if function.startswith("arn:") and self.functions.owns_arn(function) is None:
+                raise FunctionUnreachableError(
+                    f"{function} is a Lambda function outside this registry, so the embedded "
+                    "backend cannot invoke it; use the AWS backend (AIREGISTRY_BACKEND=aws) or "
+                    "register the code itself (source='./reward.py')"
+                ) from None
+            raise FunctionUnreachableError(exc.response["Error"].get("Message", "")) from None
 
     def close(self) -> None:
         return None  # the pools belong to the registry home, which closes them

@@ -1,5 +1,6 @@
-"""The parent's handle of one worker process: its pipes, deadline slot, start-up, freezing
-and how it ended. The pool decides *what* to run; this module knows *how to talk* to a worker.
+"""The parent's handle of one worker process: its pipes, deadline slot, event inbox, start-up,
+freezing and how it ended. The pool decides *what* to run; this module knows *how to talk* to a
+worker.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,49 @@ def process_state(pid: int) -> str | None:
     return stat[end + 2 : end + 3].decode() or None
 
 
+class Inbox:
+    """The parent's side of a worker's event inbox: shared memory holding encoded batches.
+
+    A ring: the worker answers batches in the order they were sent, so their space is freed in
+    that order too (the oldest batch first). The worker maps it read-only and decodes a batch
+    straight from it, so events cross without a pipe's copies; only where a batch lies travels
+    on the command pipe. The parent never reads it back.
+    """
+
+    __slots__ = ("mem", "regions", "size")
+
+    def __init__(self, mem: mmap.mmap) -> None:
+        self.mem = mem
+        self.size = len(mem)
+        self.regions: deque[tuple[int, int, int]] = deque()  # (start, end, next call id)
+
+    def place(self, data: bytes, next_id: int) -> int | None:
+        """Copy ``data`` in for calls before ``next_id``; its offset, or None if no room now."""
+        n = len(data)
+        regions = self.regions
+        if not regions:
+            start, room = 0, self.size
+        else:
+            tail, head = regions[0][0], regions[-1][1]
+            if head <= tail:  # wrapped: free is [head, tail)
+                start, room = head, tail - head
+            elif self.size - head >= n:  # free is [head, size) and [0, tail)
+                start, room = head, self.size - head
+            else:
+                start, room = 0, tail
+        if n > room:
+            return None
+        self.mem[start : start + n] = data
+        regions.append((start, start + n, next_id))
+        return start
+
+    def release(self, answered_before: int) -> None:
+        """Free the batches whose calls are all answered (ids below ``answered_before``)."""
+        regions = self.regions
+        while regions and regions[0][2] <= answered_before:
+            regions.popleft()
+
+
 class StartupFailed(Exception):
     def __init__(self, info: F.ErrorInfo) -> None:
         super().__init__(info.message)
@@ -70,6 +115,7 @@ class WorkerProcess:
         res_fd: int,
         log_fd: int,
         slot_map: mmap.mmap,
+        inbox: Inbox,
         private_dir: Path | None,
         sandboxed: bool,
         init_timeout: float,
@@ -87,6 +133,7 @@ class WorkerProcess:
         self.log_fd = log_fd
         self.slot_map = slot_map
         self.slot = memoryview(slot_map).cast("q")
+        self.inbox = inbox
         self.private_dir = private_dir
         self.sandboxed = sandboxed
         self.init_timeout = init_timeout
@@ -172,6 +219,8 @@ class WorkerProcess:
         with contextlib.suppress(Exception):
             self.slot.release()
             self.slot_map.close()
+        with contextlib.suppress(Exception):
+            self.inbox.mem.close()
         if self.private_dir is not None:
             shutil.rmtree(self.private_dir, ignore_errors=True)
         if self.uid_lease is not None:
@@ -216,6 +265,24 @@ class WorkerProcess:
         )
 
     # -- channels --------------------------------------------------------------------------
+
+    def send_batch(self, encoder: F.FrameEncoder, events: bytes, count: int) -> bool:
+        """Hand ``count`` encoded events to the worker as calls ``next_id`` on (resuming it if
+        frozen); False if its inbox has no room for them until earlier batches are answered.
+        A batch larger than the whole inbox travels inline on the command pipe."""
+        first = self.next_id
+        if len(events) > self.inbox.size:
+            batch = F.Batch(first, events=msgspec.Raw(events))
+        else:
+            offset = self.inbox.place(events, first + count)
+            if offset is None:
+                return False
+            batch = F.Batch(first, offset, len(events))
+        self.next_id = first + count
+        if self.frozen:
+            self.thaw()
+        self.queue_frame(encoder.encode(batch))
+        return True
 
     def queue_frame(self, frame: bytearray) -> None:
         if not self.outbuf:

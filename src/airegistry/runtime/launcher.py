@@ -2,7 +2,7 @@
 
 A ``WorkerLauncher`` is prepared once per pool (which mode, where the code is readable by the
 worker's uid, the private directory) and then starts any number of workers: each gets its own
-pipes, deadline slot, output memfd, uid lease, CPU and ``Init`` frame.
+pipes, deadline slot, event inbox, output memfd, uid lease, CPU and ``Init`` frame.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from . import sandbox as S
 from . import view as V
-from .channel import WorkerProcess
+from .channel import Inbox, WorkerProcess
 from .errors import IsolationUnavailableError
 from .guest import frames as F
 from .spec import FunctionSpec
@@ -31,6 +31,9 @@ from .uids import UidLease, UidUnavailableError, lease_uid
 Isolation = Literal["auto", "full", "limits"]
 
 _PIPE_SIZE = 1 << 20
+# Shared memory the parent writes encoded events into (the worker maps it read-only): frames
+# on the command pipe then only say where a batch lies. Pages are used as batches need them.
+INBOX_BYTES = 8 << 20
 _FLUSH_INTERVAL_US = 2000
 _FSIZE_LIMIT = 64 * 1024 * 1024
 _NOFILE_LIMIT = 1024
@@ -50,6 +53,25 @@ def next_cpu() -> list[int]:
         return []
     with _cpu_lock:
         return [cpus[next(_cpu_cycle) % len(cpus)]]
+
+
+_F_SEAL_FUTURE_WRITE = 0x0010  # Linux 5.1; not in Python's fcntl module yet
+
+
+def shared_memory(name: str, size: int, *, read_only: bool = False) -> tuple[int, mmap.mmap]:
+    """A memfd of ``size`` bytes mapped here, whose size is sealed: a worker that could shrink
+    it would make the parent's next access to the mapping die of SIGBUS. ``read_only``: after
+    this mapping, nobody can write to it any more (not even through a reopened descriptor)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.ftruncate(fd, size)
+        mem = mmap.mmap(fd, size)
+        seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals | (_F_SEAL_FUTURE_WRITE if read_only else 0))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, mem
 
 
 class WorkerLauncher:
@@ -143,12 +165,12 @@ class WorkerLauncher:
         for fd in (cmd_w, res_w):
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        slot_fd = os.memfd_create("airegistry-slot", os.MFD_CLOEXEC)
-        os.ftruncate(slot_fd, 16)
-        slot_map = mmap.mmap(slot_fd, 16)
+        slot_fd, slot_map = shared_memory("airegistry-slot", 16)
+        inbox_fd, inbox_map = shared_memory("airegistry-inbox", INBOX_BYTES, read_only=True)
         log_fd = os.memfd_create("airegistry-log", os.MFD_CLOEXEC)
+        child_fds = (cmd_r, res_w, slot_fd, inbox_fd)
         worker_argv = [
-            sys.executable, "-I", "-B", worker_path, "--fds", f"{cmd_r},{res_w},{slot_fd}",
+            sys.executable, "-I", "-B", worker_path, "--fds", ",".join(map(str, child_fds)),
         ]
         env = S.clean_environment(
             spec.environment,
@@ -182,7 +204,7 @@ class WorkerLauncher:
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
-                pass_fds=(cmd_r, res_w, slot_fd),
+                pass_fds=child_fds,
                 env=env,
                 cwd="/" if full else home,
                 start_new_session=True,
@@ -190,13 +212,14 @@ class WorkerLauncher:
                 **kwargs,
             )
         except BaseException:
-            for fd in (cmd_r, cmd_w, res_r, res_w, slot_fd, log_fd):
+            for fd in (*child_fds, cmd_w, res_r, log_fd):
                 with contextlib.suppress(OSError):
                     os.close(fd)
             slot_map.close()
+            inbox_map.close()
             shutil.rmtree(private, ignore_errors=True)
             raise
-        for fd in (cmd_r, res_w, slot_fd):
+        for fd in child_fds:
             os.close(fd)
         os.set_blocking(cmd_w, False)
         worker = WorkerProcess(
@@ -205,6 +228,7 @@ class WorkerLauncher:
             res_r,
             log_fd,
             slot_map,
+            Inbox(inbox_map),
             private,
             full,
             self.init_timeout,

@@ -2,9 +2,11 @@
 
 Design, in one paragraph: each pool owns ``workers`` driver threads, each bound to one worker
 process, plus one spawner thread that keeps a pre-spawned *spare* worker ready and reaps dead
-ones. ``invoke_batch`` encodes events once, cuts them into chunks and puts them on a shared queue;
-a driver sends up to two chunks to its worker as length-prefixed msgspec frames and reads the
-results back (decoded into typed Structs; nothing is ever unpickled). Per-call deadlines are
+ones. ``invoke_batch`` cuts the events into chunks and puts them on a shared queue; a driver
+encodes a chunk's events once (one msgspec call) into its worker's shared-memory inbox, tells
+the worker where they lie in a length-prefixed frame on the command pipe, keeps up to three
+chunks in flight, and reads the results back from the result pipe (decoded straight into
+``InvocationResult`` Structs; nothing is ever unpickled). Per-call deadlines are
 enforced by the driver from a shared 16-byte slot the worker updates at the start of each call,
 so no message is needed per call. A call that overruns is answered with ``Sandbox.Timedout``,
 its worker is SIGKILLed and immediately replaced by the spare, and the calls queued behind it
@@ -81,7 +83,7 @@ class WorkerPool:
         workers: int | None = None,
         isolation: Isolation = "auto",
         log_cap_bytes: int = 64 * 1024,
-        batch_size: int = 128,
+        batch_size: int = 512,
         spares: int = 1,
         init_timeout_s: float = 10.0,
     ) -> None:
@@ -410,7 +412,8 @@ class WorkerPool:
     def _send(
         self, worker: WorkerProcess, encoder: F.FrameEncoder, chunk: Chunk, flight: Flight
     ) -> bool:
-        """Queue ``chunk`` for the worker; False if it was dropped instead."""
+        """Queue ``chunk`` for the worker; False if it was not sent: dropped, or put back on
+        the queue (for any worker) because this worker's inbox is full of unanswered batches."""
         if chunk.sink.error is not None:
             return False  # the caller already gave up (bad event elsewhere in its batch)
         raw = chunk.raw
@@ -421,12 +424,12 @@ class WorkerPool:
                 chunk.sink.abort(exc)
                 return False
         first = worker.next_id
-        worker.next_id = first + len(chunk.events)
+        if not worker.send_batch(encoder, raw, len(chunk.events)):
+            if not self._queue.put_front(chunk):
+                chunk.sink.abort(PoolClosedError("the worker pool was closed"))
+            return False
         flight.chunks.append((first, chunk))
         flight.count += len(chunk.events)
-        if worker.frozen:
-            worker.thaw()
-        worker.queue_frame(encoder.encode(F.Batch(first, msgspec.Raw(raw))))
         return True
 
     def _pump(
@@ -464,6 +467,7 @@ class WorkerPool:
                 culprit = watch.running_call(worker, flight)
                 raise WorkerLost("protocol", culprit, str(exc)) from None
             watch.progress(time.monotonic_ns(), flight.expected)
+            worker.inbox.release(flight.expected)
         if worker.want_write:
             worker.flush_out()
 

@@ -85,8 +85,11 @@ def validate_reward(value: Any, index: int, *, item_id: str | None = None) -> fl
     would hide that. Integers (0 and 1) and any other real number type (numpy floats, Fraction)
     are accepted.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        type_name = type(value).__name__
+    kind = type(value)  # exact float/int first: the ABC check costs more than the rest
+    if kind is not float and kind is not int and (
+        isinstance(value, bool) or not isinstance(value, numbers.Real)
+    ):
+        type_name = kind.__name__
         raise InvalidRewardValueError(
             index,
             value,
@@ -136,7 +139,7 @@ def outcome_from_payload(index: int, payload: Any, *, item_id: str | None = None
     Never raises for bad payloads: one broken item must not take the batch down with it.
     """
     try:
-        if not isinstance(payload, Mapping):
+        if type(payload) is not dict and not isinstance(payload, Mapping):
             raise InvalidRewardValueError(
                 index,
                 payload,

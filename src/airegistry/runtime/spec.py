@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 __all__ = ["FunctionSpec", "InvocationResult"]
 
 
@@ -41,9 +43,15 @@ class FunctionSpec:
             )
 
 
-@dataclass(slots=True)
-class InvocationResult:
-    """One invocation's outcome, shaped like a Lambda Invoke response."""
+class InvocationResult(msgspec.Struct, array_like=True, gc=False):
+    """One invocation's outcome, shaped like a Lambda Invoke response.
+
+    A msgspec Struct so that the pool decodes a worker's results straight into it, in C (on
+    the wire one result is the array ``[ok, payload, duration_ms, logs]``). ``gc=False``: there
+    is one per call and tracking them made the cycle collector the parent's largest cost; a
+    result is never part of a reference cycle unless code stores it inside its own payload
+    (which would then not be freed).
+    """
 
     ok: bool
     payload: Any

@@ -1,4 +1,4 @@
-"""Entry script of a worker process: ``python -I -B worker.py --fds CMD,RES,SLOT``.
+"""Entry script of a worker process: ``python -I -B worker.py --fds CMD,RES,SLOT,INBOX``.
 
 Started by :mod:`airegistry.runtime.launcher` by file path (inside bubblewrap it is mounted at
 ``/var/runtime/worker.py`` next to ``/var/runtime/guest``). It loads the sibling ``guest``

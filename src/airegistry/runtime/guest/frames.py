@@ -65,12 +65,15 @@ class Batch(msgspec.Struct, array_like=True, tag="batch"):
     """Events to run in order; the i-th event has call id ``first_id + i``.
 
     Ids are unique per worker lifetime and never 0 (0 in the deadline slot means "idle").
-    The parent sends ``events`` pre-encoded (a ``msgspec.Raw`` array, encoded once per chunk);
-    the worker decodes it as a plain list.
+    The events are one encoded array, normally in the worker's inbox (shared memory the parent
+    writes and the worker maps read-only): ``length`` bytes at ``offset``. A batch too large
+    for the inbox travels inline instead, in ``events`` (``length`` is then 0).
     """
 
     first_id: int
-    events: Any
+    offset: int = 0
+    length: int = 0
+    events: Any = None
 
 
 ToWorker = Init | Batch
@@ -103,11 +106,11 @@ class Hello(msgspec.Struct, array_like=True, tag="hello"):
 class Results(msgspec.Struct, array_like=True, tag="results"):
     """Outcomes of consecutive calls ``first_id, first_id + 1, ...`` of one worker.
 
-    Each item is a map ``{"ok", "payload", "duration_ms", "logs"}`` -- exactly the fields of
-    ``airegistry.runtime.pool.InvocationResult``, which the parent decodes the items into
-    directly (a failed call's payload is already the Lambda error dict). ``items`` is typed
-    loosely here because this module cannot import the pool; the parent builds its decoder
-    with :func:`results_type`.
+    Each item is an array ``[ok, payload, duration_ms, logs]`` -- exactly the fields of
+    ``airegistry.runtime.spec.InvocationResult`` (an array-like Struct), which the parent
+    decodes the items into directly (a failed call's payload is already the Lambda error
+    dict). ``items`` is typed loosely here because this module cannot import the parent's
+    types; the parent builds its decoder with :func:`results_type`.
     """
 
     first_id: int
@@ -116,7 +119,7 @@ class Results(msgspec.Struct, array_like=True, tag="results"):
 
 @functools.lru_cache(maxsize=8)
 def results_type(item_type: Any) -> Any:
-    """A ``Results`` twin whose items decode straight into ``item_type`` (a dataclass)."""
+    """A ``Results`` twin whose items decode straight into ``item_type`` (a Struct)."""
     return msgspec.defstruct(
         "TypedResults",
         [("first_id", int), ("items", list[item_type])],  # type: ignore[valid-type]

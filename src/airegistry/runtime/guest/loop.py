@@ -11,6 +11,8 @@ import os
 import time
 from typing import Any
 
+import msgspec
+
 from . import frames
 from .capture import Capture, drain_fd_output
 from .children import has_children, kill_leftovers
@@ -21,6 +23,8 @@ from .marshal import NotJSON, describe, error, marshal, safe_str
 # finished calls survive a later call that hangs or crashes (they would otherwise be re-run).
 _FLUSH_BYTES = 1 << 20
 _CHILD_CHECK_NS = 50_000
+# One result on the wire: [ok, payload, duration_ms, logs] (frames.Results).
+_PAYLOAD, _LOGS = 1, 3
 
 
 def _leftover_note(killed: int, calls: int = 1) -> str:
@@ -65,7 +69,7 @@ class Emitter:
         # flush instead of once per call (an fstat per call costs more than a fast handler).
         self.precise_fd_logs = False
 
-    def emit(self, first_id: int, pending: list[dict[str, Any]]) -> None:
+    def emit(self, first_id: int, pending: list[list[Any]]) -> None:
         if not self.precise_fd_logs and os.fstat(self.cap_fd).st_size:
             extra = drain_fd_output(self.cap_fd, self.log_cap)
             if len(pending) > 1:
@@ -73,11 +77,11 @@ class Emitter:
                     f"[output written straight to fd 1/2 by one of the last {len(pending)} "
                     f"calls]\n{extra}"
                 )
-            pending[-1]["logs"] += extra
+            pending[-1][_LOGS] += extra
             self.precise_fd_logs = True
         self._send(first_id, pending)
 
-    def _send(self, first_id: int, pending: list[dict[str, Any]]) -> None:
+    def _send(self, first_id: int, pending: list[list[Any]]) -> None:
         """Write results; a frame over Lambda's response limit is split down to single results
         so only an oversized (or unencodable) payload itself fails."""
         limit = frames.MAX_RESPONSE_BYTES
@@ -95,7 +99,7 @@ class Emitter:
             return
         item = pending[0]
         try:
-            size = len(self.encoder.encode_value(item["payload"]))
+            size = len(self.encoder.encode_value(item[_PAYLOAD]))
         except (TypeError, ValueError, OverflowError, MemoryError, RecursionError) as exc:
             err = error("Runtime.MarshalError", f"Unable to marshal response: {safe_str(exc)}")
         else:
@@ -107,7 +111,7 @@ class Emitter:
                 f"Response payload size ({size} bytes) exceeded maximum allowed payload "
                 f"size ({limit} bytes).",
             )
-        failed = {**item, "ok": False, "payload": err.as_payload()}
+        failed = [False, err.as_payload(), *item[2:]]
         write_all(self.res_fd, self.encoder.encode(("results", first_id, [failed])))
 
 
@@ -116,6 +120,7 @@ def run_batches(
     res_fd: int,
     cap_fd: int,
     slot: memoryview,
+    inbox: memoryview,
     init: frames.Init,
     func: Any,
     to_worker: Any,
@@ -135,17 +140,21 @@ def run_batches(
     parts = capture.parts  # cleared in place by take(), so this stays the live list
     take = capture.take
     precise = emitter.precise_fd_logs
+    decode_events = msgspec.msgpack.Decoder().decode
 
     while True:
         frame = read_frame(cmd)
         if frame is None:
             os._exit(0)
         batch = to_worker.decode(frame)
+        events = batch.events
+        if batch.length:
+            events = decode_events(inbox[batch.offset : batch.offset + batch.length])
         cid = first = batch.first_id
-        pending: list[dict[str, Any]] = []
+        pending: list[list[Any]] = []
         pending_bytes = 0
         last_flush = monotonic_ns()
-        for event in batch.events:
+        for event in events:
             t0 = monotonic_ns()
             slot[1] = t0
             slot[0] = cid
@@ -175,15 +184,13 @@ def run_batches(
             # one by one; every flush checks too (a leftover lives at most ~2 ms longer).
             if end - t0 >= _CHILD_CHECK_NS and has_children():
                 logs += _leftover_note(kill_leftovers())
-            pending.append(
-                {"ok": ok, "payload": out, "duration_ms": (end - t0) / 1e6, "logs": logs}
-            )
+            pending.append([ok, out, (end - t0) / 1e6, logs])
             cid += 1
             if logs:
                 pending_bytes += len(logs)
             if end - last_flush >= flush_ns or pending_bytes >= _FLUSH_BYTES:
                 if has_children():
-                    pending[-1]["logs"] += _leftover_note(kill_leftovers(), len(pending))
+                    pending[-1][_LOGS] += _leftover_note(kill_leftovers(), len(pending))
                 emitter.emit(first, pending)
                 precise = emitter.precise_fd_logs
                 first = cid
@@ -192,6 +199,6 @@ def run_batches(
                 last_flush = monotonic_ns()
         if pending:
             if has_children():
-                pending[-1]["logs"] += _leftover_note(kill_leftovers(), len(pending))
+                pending[-1][_LOGS] += _leftover_note(kill_leftovers(), len(pending))
             emitter.emit(first, pending)
             precise = emitter.precise_fd_logs

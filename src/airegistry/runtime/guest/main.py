@@ -3,6 +3,7 @@
 Channels:
 - fd CMD (read): frames from the parent -- one ``Init``, then ``Batch`` frames.
 - fd RES (write): frames to the parent -- one ``Hello``, then ``Results`` frames.
+- fd INBOX: shared memory (read-only here) holding the encoded events of each ``Batch``.
 - fd SLOT: a shared 16-byte memfd. Before each call the worker stores the call's start time and
   id there; the parent reads it to enforce per-call deadlines without a per-call message.
 - fd 1/2: a memfd owned by the parent. ``print``/``sys.stdout`` writes are captured in memory per
@@ -34,7 +35,7 @@ from .loop import read_frame, run_batches, write_all
 from .marshal import error, safe_str
 
 
-def serve(cmd_fd: int, res_fd: int, slot_fd: int) -> None:
+def serve(cmd_fd: int, res_fd: int, slot_fd: int, inbox_fd: int) -> None:
     """Run until the parent closes the command pipe. Never returns normally (exits the process)."""
     cmd = open(cmd_fd, "rb", buffering=1 << 16)  # noqa: SIM115 - lives for the process
     to_worker = frames.decoder_to_worker()
@@ -54,6 +55,7 @@ def serve(cmd_fd: int, res_fd: int, slot_fd: int) -> None:
 
     slot_map = mmap.mmap(slot_fd, 16)
     slot = memoryview(slot_map).cast("q")
+    inbox = memoryview(mmap.mmap(inbox_fd, 0, prot=mmap.PROT_READ))
 
     # fd 1 and 2 share one memfd; keep a private descriptor to it for draining.
     cap_fd = os.dup(1)
@@ -98,17 +100,17 @@ def serve(cmd_fd: int, res_fd: int, slot_fd: int) -> None:
         # not run while the worker waits, as a spare or between batches.
         os.kill(os.getpid(), signal.SIGSTOP)
 
-    run_batches(cmd, res_fd, cap_fd, slot, init, func, to_worker, encoder, capture)
+    run_batches(cmd, res_fd, cap_fd, slot, inbox, init, func, to_worker, encoder, capture)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "--fds":
-        sys.__stderr__.write("usage: worker.py --fds CMD,RES,SLOT\n")
+    if len(args) != 2 or args[0] != "--fds" or args[1].count(",") != 3:
+        sys.__stderr__.write("usage: worker.py --fds CMD,RES,SLOT,INBOX\n")
         os._exit(2)
-    cmd_fd, res_fd, slot_fd = (int(x) for x in args[1].split(","))
+    cmd_fd, res_fd, slot_fd, inbox_fd = (int(x) for x in args[1].split(","))
     try:
-        serve(cmd_fd, res_fd, slot_fd)
+        serve(cmd_fd, res_fd, slot_fd, inbox_fd)
     except BaseException:
         traceback.print_exc(file=sys.__stderr__)
         os._exit(70)
