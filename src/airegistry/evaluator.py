@@ -44,7 +44,10 @@ from airegistry.hub import documents
 from airegistry.runtime.rewards import RewardOutcome, outcome_from_error, outcome_from_payload
 from airegistry.session import Session, resolve_session
 
-DEFAULT_BATCH_SIZE = 256
+#: Rows per ``evaluate`` batch: large enough that a batch's fixed cost (a function lookup,
+#: one dispatch per worker) vanishes, while the progress bar still moves per finished
+#: call (the batch interface reports progress from inside a batch).
+DEFAULT_BATCH_SIZE = 4096
 
 
 class EvaluatorMethod(str, Enum):
@@ -286,21 +289,29 @@ class Evaluator(AIRHubEntity):
         ``backend`` is ``"pool"``, ``"lambda"`` or ``"ray"``, by default the session's own (see
         ``airegistry.batch.invoker_for``); outcomes are the same whichever runs them.
         """
-        if self.type == REWARD_PROMPT:
-            return self._judge_for(**judge_options).evaluate_batch([dict(e) for e in events])
-        return self._run_function([dict(e) for e in events], backend)
+        return self._score([dict(e) for e in events], backend, None, judge_options)
 
-    def _run_function(self, events: list[dict[str, Any]], backend: str | None) -> list[RewardOutcome]:
-        results = self._invoke_raw(events, backend)
+    def _score(self, events: list[dict[str, Any]], backend: str | None,
+               progress: Callable[[int], None] | None,
+               judge_options: Mapping[str, Any]) -> list[RewardOutcome]:
+        """``score_batch`` on events the caller owns (no copy), reporting finished calls."""
+        if self.type == REWARD_PROMPT:
+            outcomes = self._judge_for(**judge_options).evaluate_batch(events)
+            if progress is not None:
+                progress(len(outcomes))
+            return outcomes
+        results = self._invoke_raw(events, backend, progress)
         return [self._outcome(i, r.ok, r.payload) for i, r in enumerate(results)]
 
-    def _invoke_raw(self, events: Sequence[Any], backend: str | None) -> list[Any]:
+    def _invoke_raw(self, events: Sequence[Any], backend: str | None,
+                    progress: Callable[[int], None] | None = None) -> list[Any]:
         """The function's raw results through the batch-invocation interface, in order."""
         from airegistry.batch import FunctionUnreachableError, invoker_for
 
         session = resolve_session(self.sagemaker_session)
         try:
-            return invoker_for(session, backend).invoke_batch(self.reference or "", events)
+            return invoker_for(session, backend).invoke_batch(self.reference or "", events,
+                                                              progress=progress)
         except FunctionUnreachableError as exc:
             raise EvaluatorNotReachableError(
                 f"Evaluator {self.name} cannot be run from this backend: {exc}"
@@ -388,15 +399,14 @@ class Evaluator(AIRHubEntity):
             task = bar.add_task(f"evaluating with {self.name}", total=total)
             bar.start()
         try:
+            advance = (lambda n: bar.update(task, advance=n)) if bar is not None else None
             for batch in _batches(rows, batch_size, limit):
                 events = [self._event(row, response_field) for row in batch]
-                results = self.score_batch(events, backend=backend, **judge_options)
+                results = self._score(events, backend, advance, judge_options)
                 offset = len(outcomes)
                 for outcome in results:
                     outcome.index += offset
                 outcomes.extend(results)
-                if bar is not None:
-                    bar.update(task, advance=len(results))
         finally:
             if bar is not None:
                 bar.stop()
