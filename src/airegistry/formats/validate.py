@@ -12,7 +12,8 @@ from .engine import RowValidator
 from .errors import DatasetTooLargeError, UnknownTechniqueError, UnsupportedFileTypeError
 from .json_array import validate_json_array
 from .jsonl import validate_jsonl
-from .parallel import PARALLEL_THRESHOLD, cpu_count, validate_jsonl_parallel
+from .parallel import PARALLEL_THRESHOLD, WARM_THRESHOLD, validate_jsonl_parallel
+from .pool import POOL, cpu_count
 from .report import ValidationLimits, ValidationReport
 from .schemas import FILE_TYPES, TECHNIQUES
 from .sources import ByteSource, source_name
@@ -115,7 +116,8 @@ def validate(
 
 
 def _use_parallel(parallel: bool | None, size: int) -> bool:
-    """Auto mode: big files, and only when another core is actually free.
+    """Auto mode: big files (smaller ones once the workers run), and only when another
+    core is actually free.
 
     On a machine whose cores are already busy (1-minute load average within half a core
     of the CPU count) extra processes cannot finish sooner; they only add start-up cost.
@@ -123,7 +125,7 @@ def _use_parallel(parallel: bool | None, size: int) -> bool:
     if parallel is not None:
         return bool(parallel)
     cpus = cpu_count()
-    if size < PARALLEL_THRESHOLD or cpus < 2:
+    if size < (WARM_THRESHOLD if POOL.warm else PARALLEL_THRESHOLD) or cpus < 2:
         return False
     try:
         load = os.getloadavg()[0]
