@@ -107,6 +107,11 @@ class WorkerPool:
         return min(MAX_WORKERS, cpu_count())
 
     @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (benchmarks read their CPU and memory)."""
+        return [w.proc.pid for w in self._workers]
+
+    @property
     def warm(self) -> bool:
         """Whether workers are running already (so a parallel run pays no start-up)."""
         return any(w.alive() for w in self._workers)
