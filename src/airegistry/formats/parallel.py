@@ -15,9 +15,8 @@ The one piece of cross-part state is the dataset format, detected from the first
 is found by a quick scan of the start of the file before the parts go out (falling back
 to the serial path when the first few MiB hold no recognisable row).
 
-Only a local regular file is split: a stream (an import reading the registry's store or
-S3) is validated serially, since shipping its bytes to workers through pipes would cost
-about as much CPU as the parallel run saves on two cores.
+Only a local regular file is split, because the workers read it themselves; a stream (an
+import reading the registry's store or S3) is validated serially.
 """
 
 from __future__ import annotations
