@@ -25,6 +25,8 @@ keeps them for the later files and imports of the process.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
@@ -33,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .worker import recv, send
+from .worker import PIPE_BYTES, recv, send
 
 MAX_WORKERS = 8  # beyond this, memory bandwidth rather than cores limits a 1 GiB file
 
@@ -64,16 +66,22 @@ class Worker:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin
         self._out = self.proc.stdout
+        with contextlib.suppress(OSError, AttributeError):  # fewer, larger copies of parts
+            fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def fileno(self) -> int:
         """The pipe to read answers from (so that a worker can be ``select``-ed)."""
         return self._out.fileno()
 
-    def send(self, job: Any) -> None:
-        send(self._in.fileno(), job)
+    def send(self, job: tuple[Any, ...]) -> None:
+        """A job; the bytes of a stream's part go after it as they are."""
+        if job and isinstance(job[0], list):
+            send(self._in.fileno(), (None, *job[1:]), job[0])
+        else:
+            send(self._in.fileno(), job)
 
     def recv(self) -> Any:
-        return recv(self._out.fileno())
+        return recv(self._out.fileno())[0]
 
     def alive(self) -> bool:
         return self.proc.poll() is None

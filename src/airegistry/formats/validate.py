@@ -12,7 +12,12 @@ from .engine import RowValidator
 from .errors import DatasetTooLargeError, UnknownTechniqueError, UnsupportedFileTypeError
 from .json_array import validate_json_array
 from .jsonl import validate_jsonl
-from .parallel import PARALLEL_THRESHOLD, WARM_THRESHOLD, validate_jsonl_parallel
+from .parallel import (
+    PARALLEL_THRESHOLD,
+    WARM_THRESHOLD,
+    validate_jsonl_parallel,
+    validate_stream_parallel,
+)
 from .pool import POOL, cpu_count
 from .report import ValidationLimits, ValidationReport
 from .schemas import FILE_TYPES, TECHNIQUES
@@ -112,7 +117,8 @@ def validate(
         source, name=label, max_bytes=limits.max_bytes, sha256=compute_sha256,
         progress=progress,
     )
-    return _run(src, ftype, tech, limits, label)
+    split = ftype == "jsonl" and _use_parallel(parallel, size_hint or 0)
+    return _run(src, ftype, tech, limits, label, split=split)
 
 
 def _use_parallel(parallel: bool | None, size: int) -> bool:
@@ -142,10 +148,14 @@ def _run(
     label: str,
     parquet_path: str | None = None,
     size: int | None = None,
+    split: bool = False,
 ) -> ValidationReport:
     v = RowValidator(tech, limits, column_paths=ftype == "csv")
     if ftype == "jsonl":
-        validate_jsonl(src, v)
+        if split:
+            v = validate_stream_parallel(src, tech, limits)
+        else:
+            validate_jsonl(src, v)
         if v.rows == 0:
             v.error(0, "$", "the file is empty" if src.bytes == 0 else "the file has no rows")
     elif ftype == "json":

@@ -1,10 +1,12 @@
 """The validation worker: what one process of :mod:`airegistry.formats.pool` runs.
 
-A worker reads jobs from its stdin until end of file (or ``None``): each job names a byte
-range of a file (whole lines), which the worker reads itself and validates with lines
-numbered from 1; it answers ``("result", part)`` or ``("error", exception)`` on its
-stdout (an empty job is a ping, answered ``("ready", None)``). Messages are length-prefixed pickles (:func:`send` / :func:`recv`); the pipes
-only ever carry data produced by our own two processes, never the dataset's bytes.
+A worker reads jobs from its stdin until end of file (or ``None``): each job is one part
+of a dataset (whole lines), either a byte range of a file, which the worker reads itself,
+or the bytes of a stream, which follow the job on the pipe. The worker validates it with
+lines numbered from 1 and answers ``("result", part)`` or ``("error", exception)`` on its
+stdout (an empty job is a ping, answered ``("ready", None)``). Messages are
+length-prefixed pickles (:func:`send` / :func:`recv`), only ever exchanged between our
+own two processes: the dataset's bytes are never unpickled.
 
 The worker outlives a job: it is started once and serves every later parallel validation
 of its parent. It leaves its loop when the parent closes the pipe, which is also what
@@ -23,54 +25,77 @@ from typing import Any
 from .engine import RowValidator
 from .jsonl import validate_jsonl
 from .report import ValidationLimits
-from .sources import ByteSource
+from .sources import BinaryReadable, ByteSource, Concat
 
-_HEADER = struct.Struct("<Q")
+_HEADER = struct.Struct("<QQ")  # sizes of the pickle and of the raw bytes after it
+PIPE_BYTES = 1 << 20  # what a pipe holds (:mod:`.pool` asks for that much), so one read gets
 
 
-def send(fd: int, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEADER.pack(len(data)) + data)
+def send(fd: int, obj: Any, data: list[bytes | memoryview] | None = None) -> None:
+    """``obj`` pickled, then the buffers of ``data`` as they are (a part of a stream, which
+    is neither copied into a pickle nor unpickled)."""
+    head = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data = data or []
+    _write_all(fd, _HEADER.pack(len(head), sum(map(len, data))) + head)
+    for buf in data:
+        _write_all(fd, buf)
+
+
+def recv(fd: int) -> tuple[Any, list[bytes]]:
+    """The next message and its raw bytes, in the pieces the pipe gave them (joining them
+    would copy them once more); :class:`EOFError` when the other side closed the pipe."""
+    head, size = _HEADER.unpack(b"".join(_read_exact(fd, _HEADER.size)))
+    obj = pickle.loads(b"".join(_read_exact(fd, head)))
+    return obj, _read_exact(fd, size)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def recv(fd: int) -> Any:
-    """The next message; :class:`EOFError` when the other side has closed the pipe."""
-    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
-    return pickle.loads(_read_exact(fd, size))
-
-
-def _read_exact(fd: int, size: int) -> bytes:
+def _read_exact(fd: int, size: int) -> list[bytes]:
     chunks = []
     while size:
-        chunk = os.read(fd, size)
+        chunk = os.read(fd, min(size, PIPE_BYTES))  # a larger buffer would only shrink
         if not chunk:
             raise EOFError("the other end of the pipe was closed")
         chunks.append(chunk)
         size -= len(chunk)
-    return b"".join(chunks)
+    return chunks
+
+
+# A part is ``(path, start, end)``, read from the file by the worker; or whole lines of a
+# stream, which the caller read: the buffers holding them (as read by the caller, or as
+# received by the worker), or, in the caller, the rest of the stream.
+Part = tuple[str, int, int] | list[bytes | memoryview] | BinaryReadable
 
 
 def run_part(
-    path: str,
-    start: int,
-    end: int,
+    part: Part,
     technique: str | None,
     limits: ValidationLimits,
     preset: tuple[str, int] | None,
 ) -> dict[str, Any]:
-    """Validate ``path[start:end]`` (whole lines) with lines numbered from 1.
+    """Validate one part (whole lines) with lines numbered from 1.
 
     ``preset`` is the dataset's format and the line it was detected on; only the first
-    part is validated without it, exactly as a serial run starts.
+    part is validated without it (and may start with a byte-order mark), exactly as a
+    serial run starts.
     """
     fmt, line = preset if preset is not None else (None, 0)
     v = RowValidator(technique, limits, format_name=fmt, detected_line=line)
-    with open(path, "rb", buffering=0) as f:
-        f.seek(start)
-        src = ByteSource(f, name=path, max_bytes=limits.max_bytes, offset=start, end=end)
-        lines = validate_jsonl(src, v, strip_bom=start == 0)
+    first = preset is None
+    if isinstance(part, tuple):
+        path, start, end = part
+        with open(path, "rb", buffering=0) as f:
+            f.seek(start)
+            src = ByteSource(f, name=path, max_bytes=limits.max_bytes, offset=start, end=end)
+            lines = validate_jsonl(src, v, strip_bom=first)
+    else:
+        lines = validate_jsonl(Concat(part) if isinstance(part, list) else part, v,
+                               strip_bom=first)
     out = v.export()
     out["lines"] = lines
     return out
@@ -85,7 +110,7 @@ def main() -> int:
     os.dup2(2, 1)
     while True:
         try:
-            job = recv(0)
+            job, data = recv(0)
         except EOFError:
             return 0
         if job is None:
@@ -93,6 +118,8 @@ def main() -> int:
         if not job:  # a ping: the parent waits until we are ready
             send(out, ("ready", None))
             continue
+        if job[0] is None:  # the part's bytes came after the job
+            job = (data, *job[1:])
         try:
             answer: tuple[str, Any] = ("result", run_part(*job))
         except Exception as exc:  # reported to the parent, which raises it
