@@ -10,17 +10,21 @@ fresh subprocess, CPU seconds (self + workers), wall seconds and peak RSS of:
       the validation workers (a one-file CLI run)
   (h) airegistry validate, parallel, warm: workers started before the clock starts
       (every later file or import of the process)
+  (s) airegistry validate, a stream, single process, hashing it (what an import of a
+      stored object does: the store's stream verifies the sha256)
+  (t) the same stream, parallel, warm (the caller reads, hashes and ships the parts)
   (f) jsonschema Draft 7, every row        (g) pyarrow.json.read_json (threaded)
 
 and prints a table with each CPU/wall ratio to (b), then per dataset and size the ratios
-the issues name: single CPU / floor, parallel wall / single wall (cold and warm), parallel
-(warm) wall / pyarrow wall, with the memory of all processes together ("RSS all": the
-caller's peak plus each worker's) and the 1-minute load average before and after. Each
+the issues name: single CPU / floor, parallel wall / single wall (cold and warm; for the
+stream, t/s), parallel (warm) wall / pyarrow wall, with the memory of all processes
+together ("RSS all": the caller's peak plus each worker's) and the 1-minute load average
+before and after. Each
 measurement is repeated (``--repeat``, default 3, interleaved) and the lowest CPU and wall
 times are kept, because a shared machine adds noise that only ever makes things slower;
 peak RSS is the highest seen. Usage:
 
-    python benchmarks/bench_validate.py [--size-mb 20,100,300] [--only abdegh] [--repeat 3]
+    python benchmarks/bench_validate.py [--size-mb 20,100,300] [--only abdeghst] [--repeat 3]
                                         [--data-dir DIR]
 
 It is a script, not a test: nothing here asserts a time. Parallel-vs-single ratios only
@@ -46,6 +50,8 @@ KINDS = {
     "d": "airegistry single",
     "e": "ours parallel cold",
     "h": "ours parallel warm",
+    "s": "ours stream single",
+    "t": "ours stream par warm",
     "f": "jsonschema Draft7",
     "g": "pyarrow read_json",
 }
@@ -123,11 +129,11 @@ def _proc_peak_mb(pid: int) -> float:
 
 def _measure(what: str, path: str, kind: str) -> None:
     base: dict[int, float] = {}
-    if what in "deh":
+    if what in "dehst":
         import airegistry.formats  # noqa: F401  (imports are not part of the measure)
         from airegistry.formats.pool import POOL, start_workers
 
-        if what == "h":
+        if what in "ht":
             start_workers()
             base = {pid: _proc_cpu(pid) for pid in POOL.pids}
     c0 = _cpu()
@@ -151,6 +157,13 @@ def _measure(what: str, path: str, kind: str) -> None:
 
         rep = validate(path, technique=TECHNIQUE[kind], parallel=what != "d")
         assert rep.valid, rep.summary()
+    elif what in "st":
+        from airegistry.formats import validate
+
+        with open(path, "rb", buffering=0) as f:
+            rep = validate(f, technique=TECHNIQUE[kind], filename=path, compute_sha256=True,
+                           size_hint=os.path.getsize(path), parallel=what == "t")
+        assert rep.valid and rep.sha256, rep.summary()
     elif what == "f":
         import jsonschema
         import orjson
@@ -170,7 +183,7 @@ def _measure(what: str, path: str, kind: str) -> None:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     rss = max(me.ru_maxrss, kids.ru_maxrss) / 1024
     rss_all = rss
-    if what in "eh":
+    if what in "eht":
         pids = POOL.pids
         assert len(pids) > 1, "the parallel run had no workers"
         cpu += sum(_proc_cpu(pid) - base.get(pid, 0.0) for pid in pids)
@@ -205,7 +218,8 @@ def main() -> None:
                     help="size of each dataset (MB); several, comma-separated")
     ap.add_argument("--data-dir", help="keep the generated datasets here and reuse them "
                     "(default: a temporary directory)")
-    ap.add_argument("--only", default="abcdefgh", help="subset of measurements, e.g. abdegh")
+    ap.add_argument("--only", default="abcdefghst",
+                    help="subset of measurements, e.g. abdeghst")
     ap.add_argument("--datasets", default="sft,dpo,chat")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per measurement, the fastest is kept (the machine may be "
@@ -242,7 +256,7 @@ def main() -> None:
                 for w in order:
                     m = results[w]
                     rss = f"{m['rss_mb']:.0f}"
-                    if w in "eh":
+                    if w in "eht":
                         rss += f" (all {m['rss_all_mb']:.0f})"
                     print(f"{size_mb:5g} {kind:8} ({w}) {KINDS[w]:18} {m['cpu']:7.2f} "
                           f"{m['wall']:7.2f} {rss:>14} {m['cpu'] / floor['cpu']:9.2f} "
@@ -252,14 +266,14 @@ def main() -> None:
                     os.remove(path)
     print()
     print(f"{'MB':>5} {'dataset':8} {'single cpu/floor':>16} {'par/single cold':>15} "
-          f"{'par/single warm':>15} {'warm/pyarrow':>12} {'RSS all warm':>12} "
-          f"{'pyarrow RSS':>11} {'load':>9}")
+          f"{'par/single warm':>15} {'stream par/single':>17} {'warm/pyarrow':>12} "
+          f"{'RSS all warm':>12} {'pyarrow RSS':>11} {'load':>9}")
     for size_mb, kind, r, load0, load1 in summary:
         rss = f"{r['h']['rss_all_mb']:.0f}" if "h" in r else "-"
         prss = f"{r['g']['rss_mb']:.0f}" if "g" in r else "-"
         print(f"{size_mb:5g} {kind:8} {_ratio(r, 'd', 'b', 'cpu'):>16} "
               f"{_ratio(r, 'e', 'd'):>15} {_ratio(r, 'h', 'd'):>15} "
-              f"{_ratio(r, 'h', 'g'):>12} {rss:>12} {prss:>11} "
+              f"{_ratio(r, 't', 's'):>17} {_ratio(r, 'h', 'g'):>12} {rss:>12} {prss:>11} "
               f"{load0:4.2f}-{load1:4.2f}")
 
 
