@@ -32,7 +32,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from .worker import PIPE_BYTES, recv, send
@@ -124,7 +123,7 @@ class WorkerPool:
         """Whether workers are running already (so a parallel run pays no start-up)."""
         return any(w.alive() for w in self._workers)
 
-    @contextmanager
+    @contextlib.contextmanager
     def lease(self) -> Iterator[list[Worker] | None]:
         """The running workers (started if needed; possibly none, when they cannot start),
         or ``None`` while another validation is using them."""

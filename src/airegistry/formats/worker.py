@@ -28,7 +28,7 @@ from .report import ValidationLimits
 from .sources import BinaryReadable, ByteSource, Concat
 
 _HEADER = struct.Struct("<QQ")  # sizes of the pickle and of the raw bytes after it
-PIPE_BYTES = 1 << 20  # what a pipe holds (:mod:`.pool` asks for that much), so one read gets
+PIPE_BYTES = 1 << 20  # the pipe size :mod:`.pool` asks for: one read takes a pipeful
 
 
 def send(fd: int, obj: Any, data: list[bytes | memoryview] | None = None) -> None:
@@ -58,7 +58,8 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 def _read_exact(fd: int, size: int) -> list[bytes]:
     chunks = []
     while size:
-        chunk = os.read(fd, min(size, PIPE_BYTES))  # a larger buffer would only shrink
+        # (os.read allocates what it is asked for, then shrinks it to what it got)
+        chunk = os.read(fd, min(size, PIPE_BYTES))
         if not chunk:
             raise EOFError("the other end of the pipe was closed")
         chunks.append(chunk)
