@@ -42,7 +42,7 @@ from .sources import CHUNK_SIZE, ByteSource, Concat
 from .worker import Part, run_part
 
 PARALLEL_THRESHOLD = 64 << 20  # workers not started yet: their start-up must pay for itself
-WARM_THRESHOLD = 8 << 20  # workers already running
+WARM_THRESHOLD = 2 << 20  # workers already running: from 1 MB on they paid (bench, 2 cores)
 PEEK_BYTES = 4 << 20
 PART_BYTES = 4 << 20  # small enough to balance the end, large enough to amortise a job
 
