@@ -168,12 +168,17 @@ def test_parallel_falls_back_when_no_row_is_recognisable(tmp_path) -> None:
 @pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
 def test_parallel_survives_workers_that_die_or_cannot_start(tmp_path, monkeypatch,
                                                              executable) -> None:
-    import airegistry.formats.parallel as par_mod
+    import airegistry.formats.pool as pool_mod
 
     p = write(tmp_path, "big.jsonl", jsonl(_mixed_rows(5_000)))
     serial = validate(p, parallel=False)
-    monkeypatch.setattr(par_mod.sys, "executable", executable)
-    done = validate_jsonl_parallel(str(p), p.stat().st_size, None, ValidationLimits(), parts=4)
+    pool_mod.shutdown_workers()  # warm workers would be reused, not started
+    monkeypatch.setattr(pool_mod.sys, "executable", executable)
+    try:
+        done = validate_jsonl_parallel(str(p), p.stat().st_size, None, ValidationLimits(),
+                                       parts=4)
+    finally:
+        pool_mod.shutdown_workers()
     assert done is not None
     from airegistry.formats.validate import _report
 

@@ -16,7 +16,7 @@ the limit its bytes are dropped and the reader skips to the next newline.
 from __future__ import annotations
 
 from .engine import DECODE_ERRORS, RowValidator
-from .sources import CHUNK_SIZE, ByteSource
+from .sources import CHUNK_SIZE, BinaryReadable
 
 WINDOW = 256
 BATCH = 256 << 10
@@ -24,7 +24,7 @@ BOM = b"\xef\xbb\xbf"
 
 
 def validate_jsonl(
-    src: ByteSource,
+    src: BinaryReadable,
     v: RowValidator,
     *,
     first_line: int = 1,

@@ -93,6 +93,24 @@ class ByteSource:
         return self._hash.hexdigest() if self._hash is not None else None
 
 
+class Concat:
+    """The buffers ``bufs``, one per read, then the rest of ``then`` (if given): a part
+    received in pieces, or a stream read on after a look at its start."""
+
+    def __init__(
+        self, bufs: list[bytes | memoryview], then: BinaryReadable | None = None
+    ) -> None:
+        self._bufs = bufs[::-1]
+        self._then = then
+
+    def read(self, n: int = CHUNK_SIZE, /) -> bytes:
+        while self._bufs:
+            buf = self._bufs.pop()
+            if buf:
+                return buf if isinstance(buf, bytes) else bytes(buf)
+        return self._then.read(n) if self._then is not None else b""
+
+
 class RawAdapter(io.RawIOBase):
     """Expose a :class:`ByteSource` as a raw stream, for ``io.TextIOWrapper`` (CSV)."""
 

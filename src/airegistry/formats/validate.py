@@ -12,7 +12,13 @@ from .engine import RowValidator
 from .errors import DatasetTooLargeError, UnknownTechniqueError, UnsupportedFileTypeError
 from .json_array import validate_json_array
 from .jsonl import validate_jsonl
-from .parallel import PARALLEL_THRESHOLD, cpu_count, validate_jsonl_parallel
+from .parallel import (
+    PARALLEL_THRESHOLD,
+    WARM_THRESHOLD,
+    validate_jsonl_parallel,
+    validate_stream_parallel,
+)
+from .pool import POOL, cpu_count
 from .report import ValidationLimits, ValidationReport
 from .schemas import FILE_TYPES, TECHNIQUES
 from .sources import ByteSource, source_name
@@ -111,11 +117,13 @@ def validate(
         source, name=label, max_bytes=limits.max_bytes, sha256=compute_sha256,
         progress=progress,
     )
-    return _run(src, ftype, tech, limits, label)
+    split = ftype == "jsonl" and _use_parallel(parallel, size_hint or 0)
+    return _run(src, ftype, tech, limits, label, split=split)
 
 
 def _use_parallel(parallel: bool | None, size: int) -> bool:
-    """Auto mode: big files, and only when another core is actually free.
+    """Auto mode: big files (smaller ones once the workers run), and only when another
+    core is actually free.
 
     On a machine whose cores are already busy (1-minute load average within half a core
     of the CPU count) extra processes cannot finish sooner; they only add start-up cost.
@@ -123,7 +131,7 @@ def _use_parallel(parallel: bool | None, size: int) -> bool:
     if parallel is not None:
         return bool(parallel)
     cpus = cpu_count()
-    if size < PARALLEL_THRESHOLD or cpus < 2:
+    if size < (WARM_THRESHOLD if POOL.warm else PARALLEL_THRESHOLD) or cpus < 2:
         return False
     try:
         load = os.getloadavg()[0]
@@ -140,10 +148,14 @@ def _run(
     label: str,
     parquet_path: str | None = None,
     size: int | None = None,
+    split: bool = False,
 ) -> ValidationReport:
     v = RowValidator(tech, limits, column_paths=ftype == "csv")
     if ftype == "jsonl":
-        validate_jsonl(src, v)
+        if split:
+            v = validate_stream_parallel(src, tech, limits)
+        else:
+            validate_jsonl(src, v)
         if v.rows == 0:
             v.error(0, "$", "the file is empty" if src.bytes == 0 else "the file has no rows")
     elif ftype == "json":
