@@ -116,8 +116,7 @@ class HubRepository:
     # -- hubs ------------------------------------------------------------------------------
 
     def get_hub(self, name: str) -> Row | None:
-        with self.db.read() as conn:
-            return conn.execute(_HUB_BY_NAME, {"hub": name}).first()
+        return self.db.first(_HUB_BY_NAME, {"hub": name})
 
     def insert_hub(self, **values: Any) -> None:
         ts = now()
@@ -166,13 +165,13 @@ class HubRepository:
                     version: Version | None) -> Row | None:
         """One version, or the latest when ``version`` is None; ``HubNotFound`` if no hub."""
         args: dict[str, Any] = {"hub": hub, "ctype": content_type, "name": name}
-        with self.db.read() as conn:
-            if version is not None:
-                args["major"], args["minor"], args["patch"] = version
-                row = conn.execute(_CONTENT_VERSION, args).first()
-            else:
-                row = conn.execute(_CONTENT_LATEST, args).first()
-            if row is None:
+        if version is not None:
+            args["major"], args["minor"], args["patch"] = version
+            row = self.db.first(_CONTENT_VERSION, args)
+        else:
+            row = self.db.first(_CONTENT_LATEST, args)
+        if row is None:
+            with self.db.read() as conn:
                 _require_hub(conn, hub)  # a missing hub is the better error
         return row
 
