@@ -35,9 +35,9 @@ from bench_server import CONTENT_TYPE, DESCRIBE_INDEX, HUB, item_document, item_
 
 def build(tmp: Path, items: int) -> tuple[Any, str, str]:
     from airegistry.home import open_home
+    from airegistry.server.app import create_app
     from airegistry.server.auth import create_key
     from airegistry.server.compose import auth_for, build_services
-    from airegistry.server.app import create_app
 
     home_dir = tmp / "home"
     home = open_home(home_dir, start_jobs=False)
