@@ -56,6 +56,8 @@ _REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
             b"Connection: close\r\nContent-Length: 30\r\n\r\nToo many connections; retry.\r\n")
 #: Most bytes of request headers accepted (h11's own limit, applied to httptools too).
 MAX_HEADER_BYTES = 16 * 1024
+#: Seconds a connection refused with 431 keeps discarding input before it is closed.
+REFUSAL_LINGER = 1.0
 _HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
                       b"Content-Type: text/plain\r\nConnection: close\r\n"
                       b"Content-Length: 33\r\n\r\nRequest header fields too large\r\n")
@@ -292,6 +294,7 @@ class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
     """
 
     _in_headers = False  # a request has begun and its headers are not complete
+    _refused = False
     _header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -303,15 +306,29 @@ class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # lingering after a 431: the rest of the request is discarded
         counting = self._in_headers
         super().data_received(data)
         if self._in_headers and counting:
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
-                self.transport.write(_HEADERS_TOO_LARGE)
-                self.transport.close()
+                self._refuse_headers()
                 return
         self._track()
+
+    def _refuse_headers(self) -> None:
+        """Answer 431 and close: half-close first and discard what still arrives for a
+        moment, since closing with unread bytes makes the kernel reset the connection,
+        and the reset can overtake the answer on its way to the client."""
+        self._refused = True
+        self._cancel_deadline()
+        self.transport.write(_HEADERS_TOO_LARGE)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(REFUSAL_LINGER, self.transport.close)
+        else:
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
