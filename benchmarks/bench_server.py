@@ -81,7 +81,7 @@ MB = 1024 * 1024
 FLOOR_ITEMS_ENV = "BENCH_FLOOR_ITEMS"
 #: The stack ours and the floor run on unless --stack says otherwise: what
 #: ``airegistry server`` uses by default.
-DEFAULT_STACK = "uvicorn-h11"
+DEFAULT_STACK = "uvicorn-httptools"
 
 ANCHORS = """\
 Anchors from issue #5 (measured earlier on this machine, for context):

@@ -104,7 +104,13 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     args = parser.parse_args()
     import logging
+    import os
     logging.getLogger("airegistry").setLevel(logging.WARNING)
+    # the access log on, as deployed (``--log-level info``), written to /dev/null
+    access = logging.getLogger("airegistry.server.access")
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    access.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115
     with tempfile.TemporaryDirectory() as tmp:
         app, key_id, secret = build(Path(tmp), args.items)
         if args.op == "describe":

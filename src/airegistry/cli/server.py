@@ -23,7 +23,7 @@ HTTP_PROTOCOLS = {
     "h11": "airegistry.server.connections:GuardedH11Protocol",
     "httptools": "airegistry.server.connections:GuardedHttpToolsProtocol",
 }
-DEFAULT_HTTP = "h11"
+DEFAULT_HTTP = "httptools"
 DEFAULT_LOOP = "asyncio"
 
 
