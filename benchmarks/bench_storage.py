@@ -6,13 +6,13 @@ alternated with the other ``--rounds`` times and the best kept:
   * put ``--mb`` MiB (1 MiB pieces, as the server hands them on) with O_DIRECT writes vs
     buffered writes (page cache, then the same fsync);
   * the same put with md5 on a helper thread vs md5 inline;
-  * CompleteMultipartUpload of ``--mb`` MiB in 8 MiB parts (boto3's part size): the
-    double-buffered assembly (read-ahead and sha256 on helper threads) vs one thread
-    doing read, check, hash and write in turn; and O_DIRECT vs buffered for it;
+  * CompleteMultipartUpload of ``--mb`` MiB in 8 MiB parts (boto3's part size), O_DIRECT
+    vs buffered (the double-buffered assembly this once had was measured here against the
+    plain loop and removed: docs/storage.md);
   * ListObjectsV2 through ``--keys`` keys in one folder, 1,000 a page, with the directory
     listing cache vs a rescan per page.
 
-The alternatives are switched by replacing, for the measurement only, the store's helper
+The alternatives are switched by replacing, for the measurement only, the writer's md5
 thread pool with an inline executor and ``set_direct`` with one that refuses (what the
 store does where O_DIRECT is unavailable). Wall seconds and process CPU seconds are both
 reported; ratios > 1 mean the optimisation is faster. A script, not a test.
@@ -59,12 +59,12 @@ class InlineExecutor(Executor):
 @contextlib.contextmanager
 def plain_threads() -> Iterator[None]:
     inline = InlineExecutor()
-    saved = writer.pool, assembly.hash_pool
-    writer.pool = assembly.hash_pool = lambda: inline  # type: ignore[assignment]
+    saved = writer.pool
+    writer.pool = lambda: inline  # type: ignore[assignment]
     try:
         yield
     finally:
-        writer.pool, assembly.hash_pool = saved
+        writer.pool = saved
 
 
 @contextlib.contextmanager
@@ -130,15 +130,8 @@ def bench_assembly(store: FileBlobStore, data: bytes,
                 return timed(lambda: store.complete_multipart_upload(BUCKET, "mpu", upload, parts))
         return run
 
-    @contextlib.contextmanager
-    def plain() -> Iterator[None]:
-        with plain_threads(), buffered_io():
-            yield
-
     return best({"optimised": complete(contextlib.nullcontext),
-                 "single thread": complete(plain_threads),
-                 "buffered": complete(buffered_io),
-                 "single+buffered": complete(plain)}, rounds)
+                 "buffered": complete(buffered_io)}, rounds)
 
 
 def bench_listing(store: FileBlobStore, keys: int, rounds: int) -> dict[str, tuple[float, float]]:
