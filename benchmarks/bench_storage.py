@@ -134,6 +134,29 @@ def bench_assembly(store: FileBlobStore, data: bytes,
                  "buffered": complete(buffered_io)}, rounds)
 
 
+def bench_multipart_flow(store: FileBlobStore, data: bytes,
+                         rounds: int) -> dict[str, tuple[float, float]]:
+    """Parts and completion together: what an upload_file costs the store."""
+    def flow(ctx: Callable[[], contextlib.AbstractContextManager[None]]
+             ) -> Callable[[], tuple[float, float]]:
+        def one() -> None:
+            upload = store.create_multipart_upload(BUCKET, "flow")
+            parts = []
+            for number, start in enumerate(range(0, len(data), PART), 1):
+                info = store.upload_part(BUCKET, "flow", upload, number,
+                                         pieces(data[start:start + PART]))
+                parts.append((number, info.etag))
+            store.complete_multipart_upload(BUCKET, "flow", upload, parts)
+
+        def run() -> tuple[float, float]:
+            with ctx():
+                return timed(one)
+        return run
+
+    return best({"optimised": flow(contextlib.nullcontext), "buffered": flow(buffered_io)},
+                rounds)
+
+
 def bench_listing(store: FileBlobStore, keys: int, rounds: int) -> dict[str, tuple[float, float]]:
     for i in range(keys):
         store.put_object(BUCKET, f"many/key-{i:06d}", [b"x"])
@@ -181,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None,
                         help="where the store lives (default: a temp dir; the disk matters)")
-    parser.add_argument("--only", default="put,assembly,listing")
+    parser.add_argument("--only", default="put,assembly,flow,listing")
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",")}
     root = Path(tempfile.mkdtemp(prefix="bench-storage-", dir=args.dir))
@@ -197,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         if "assembly" in only:
             report(f"complete_multipart_upload {args.mb} MiB in 8 MiB parts",
                    bench_assembly(store, data, args.rounds))
+        if "flow" in only:
+            report(f"upload_part x {args.mb // 8} + complete, {args.mb} MiB",
+                   bench_multipart_flow(store, data, args.rounds))
         if "listing" in only:
             report(f"list {args.keys:,} keys, 1,000 per page",
                    bench_listing(store, args.keys, args.rounds))
