@@ -62,7 +62,7 @@ def add_server_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="HTTP/1.1 parser: httptools (llhttp, C) or h11 (pure Python); "
                              f"both carry the connection limits (default {DEFAULT_HTTP})")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default=DEFAULT_LOOP,
-                        help=f"event loop (default {DEFAULT_LOOP})")
+                        help=f"event loop (default {DEFAULT_LOOP}; uvloop must be installed)")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(func=run_server)
