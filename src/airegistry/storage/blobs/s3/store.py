@@ -41,7 +41,11 @@ from airegistry.storage.blobs.names import (
     validate_metadata,
 )
 from airegistry.storage.blobs.s3.client import is_not_found, make_client, translate
-from airegistry.storage.blobs.s3.multipart import S3MultipartMixin
+from airegistry.storage.blobs.s3.multipart import (
+    PART_SIZES_META,
+    S3MultipartMixin,
+    decode_part_sizes,
+)
 from airegistry.storage.blobs.s3.reader import S3ObjectStream
 from airegistry.storage.blobs.s3.spool import Spooled, hash_file, spooled
 from airegistry.storage.blobs.store import BlobStore, Checksum
@@ -289,7 +293,8 @@ class S3BlobStore(S3MultipartMixin, BlobStore):
         raw = {k.lower(): v for k, v in (response.get("Metadata") or {}).items()}
         checksums = {k[len(CHECKSUM_META):].upper(): v for k, v in raw.items()
                      if k.startswith(CHECKSUM_META)}
-        meta = {k: v for k, v in raw.items() if k != SHA_META and not k.startswith(CHECKSUM_META)}
+        meta = {k: v for k, v in raw.items() if k not in (SHA_META, PART_SIZES_META)
+                and not k.startswith(CHECKSUM_META)}
         size = response.get("ContentLength", 0)
         if "ContentRange" in response:
             size = int(str(response["ContentRange"]).rsplit("/", 1)[1])
@@ -299,6 +304,7 @@ class S3BlobStore(S3MultipartMixin, BlobStore):
             sha256=raw.get(SHA_META, ""), last_modified=modified.astimezone(timezone.utc),
             content_type=response.get("ContentType") or "binary/octet-stream",
             metadata=meta, checksums=checksums,
+            part_sizes=decode_part_sizes(raw.get(PART_SIZES_META)),
         )
 
     def _missing(self, exc: BaseException, bucket: str, key: str) -> E.BlobStoreError:
