@@ -1,10 +1,9 @@
 """S3 configuration documents: one row per bucket (or object) and sub-resource.
 
 The S3 handler validates a document before it reaches here; this repository only keeps
-it. A write replaces the previous document in one transaction (delete then insert under
-the write lock on SQLite; on PostgreSQL the primary key decides a race between two
-first writers, and the loser retries as a replace), so a reader sees the old document
-or the new one, never a mix.
+it. A write is one upsert on the primary key (``INSERT ... ON CONFLICT DO UPDATE``, which
+SQLite and PostgreSQL both have), so concurrent writers of one document never fail and
+a reader sees the old document or the new one, never a mix: last writer wins, as on S3.
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
 
 from airegistry.storage.metadata.database import Database
 from airegistry.storage.metadata.tables import now, s3_configs
@@ -48,17 +46,17 @@ class S3ConfigRepository:
     def put(self, bucket: str, subresource: str, document: str, *, key: str = BUCKET_ITSELF,
             stamp: str = "") -> None:
         """Store ``document``, replacing any previous one of the same sub-resource."""
-        for _ in range(3):
-            try:
-                with self.db.write() as conn:
-                    conn.execute(delete(s3_configs).where(self._where(bucket, key, subresource)))
-                    conn.execute(insert(s3_configs).values(
-                        bucket=bucket, object_key=key, subresource=subresource,
-                        document=document, stamp=stamp, modified_at=now()))
-                return
-            except IntegrityError:
-                continue  # a concurrent first write won the insert: replace it
-        raise RuntimeError(f"could not store {subresource} of {bucket!r}: writers kept racing")
+        if self.db.is_postgresql:
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        values = {"document": document, "stamp": stamp, "modified_at": now()}
+        statement = upsert(s3_configs).values(
+            bucket=bucket, object_key=key, subresource=subresource, **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["bucket", "object_key", "subresource"], set_=values)
+        with self.db.write() as conn:
+            conn.execute(statement)
 
     def delete(self, bucket: str, subresource: str, key: str = BUCKET_ITSELF) -> bool:
         """Remove one document; whether there was one."""
