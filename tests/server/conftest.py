@@ -83,7 +83,8 @@ class RunningServer:
 
 def make_configs(root: Path) -> S3ConfigRepository:
     """A migrated SQLite metadata store under ``root`` for the S3 configuration documents."""
-    db = Database(f"sqlite:///{root / 'registry.db'}")
+    (root / "metadata").mkdir(exist_ok=True)
+    db = Database(f"sqlite:///{root / 'metadata' / 'registry.db'}")
     migrate(db)
     return S3ConfigRepository(db)
 
