@@ -222,3 +222,29 @@ def test_configurations_survive_a_restart(tmp_path: Path) -> None:
         assert json.loads(s3.get_bucket_policy(Bucket="persist")["Policy"]) == POLICY
         assert s3.get_object_tagging(Bucket="persist", Key="k")["TagSet"] == [
             {"Key": "a", "Value": "b"}]
+
+
+def test_tags_given_with_the_write(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", Tagging="stage=raw&team=m%20l")
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [
+        {"Key": "stage", "Value": "raw"}, {"Key": "team", "Value": "m l"}]
+    # CopyObject copies the tags by default, replaces them with REPLACE
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "k"})
+    assert len(s3.get_object_tagging(Bucket=bucket, Key="copy")["TagSet"]) == 2
+    s3.copy_object(Bucket=bucket, Key="copy2", CopySource={"Bucket": bucket, "Key": "k"},
+                   TaggingDirective="REPLACE", Tagging="only=one")
+    assert s3.get_object_tagging(Bucket=bucket, Key="copy2")["TagSet"] == [
+        {"Key": "only", "Value": "one"}]
+    # a multipart upload's tags wait for its completion
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp", Tagging="a=1")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1,
+                          Body=b"data")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="mp")["TagSet"] == [
+        {"Key": "a", "Value": "1"}]
+    assert _error(s3.put_object, Bucket=bucket, Key="bad", Body=b"x",
+                  Tagging="a=1&a=2") == ("InvalidArgument", 400)
+    assert _error(s3.put_object, Bucket=bucket, Key="bad", Body=b"x",
+                  Tagging="&".join(f"k{i}=v" for i in range(11)))[1] == 400
+    assert _error(s3.head_object, Bucket=bucket, Key="bad")[1] == 404  # nothing stored

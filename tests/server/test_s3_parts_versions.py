@@ -158,6 +158,18 @@ def test_list_object_versions(s3: Any, bucket: str) -> None:
     assert _error(s3.list_object_versions, Bucket="absent-bucket-xyz")[0] == "NoSuchBucket"
 
 
+def test_versions_is_read_only(server: Any, bucket: str) -> None:
+    import httpx
+
+    from tests.server.raw_requests import RawClient
+
+    with httpx.Client() as http:
+        raw = RawClient(server.url, server.access_key, server.secret_key, http)
+        for method in ("PUT", "DELETE", "POST"):
+            r = raw.send(method, f"/{bucket}?versions", service="s3")
+            assert (r.status_code, "MethodNotAllowed" in r.text) == (405, True), method
+
+
 def test_list_objects_v1_resumes_after_a_common_prefix(s3: Any, bucket: str) -> None:
     for key in ["a", "d/1", "d/2", "e"]:
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")

@@ -28,7 +28,11 @@ from airegistry.server.asgi import (
 from airegistry.server.chunked import (
     ChunkedDecodeError,
 )
-from airegistry.server.s3_config_store import S3Configurations
+from airegistry.server.s3_config_store import (
+    ObjectTagsOnWrite,
+    S3Configurations,
+    tagging_header,
+)
 from airegistry.server.s3_copy import S3Copies
 from airegistry.server.s3_listing import S3Listings
 from airegistry.server.s3_object_extras import (
@@ -67,7 +71,8 @@ def _store_error(exc: Exception) -> S3Error | None:
     return None
 
 
-class S3Handler(S3Listings, S3Configurations, S3Copies, S3Versions, S3ObjectExtras):
+class S3Handler(S3Listings, S3Configurations, ObjectTagsOnWrite, S3Copies, S3Versions,
+                S3ObjectExtras):
     """Dispatches one S3 request to the object store and writes the response."""
 
     def __init__(self, objects: BlobStore, config: S3Config,
@@ -148,6 +153,11 @@ class S3Handler(S3Listings, S3Configurations, S3Copies, S3Versions, S3ObjectExtr
         if config is not None:
             action, sub, ctx.operation = config
             return await self.bucket_configuration(ctx, reader, send, bucket, action, sub)
+        if ctx.has_query("versions"):
+            if m != "GET":
+                raise s3_config.NOT_ALLOWED
+            ctx.operation = "ListObjectVersions"
+            return await self.list_object_versions(ctx, send, bucket)
         if m == "PUT":
             ctx.operation = "CreateBucket"
             body = await read_small_body(reader, ctx, self.config.max_xml_body)
@@ -169,11 +179,6 @@ class S3Handler(S3Listings, S3Configurations, S3Copies, S3Versions, S3ObjectExtr
         if m == "POST" and ctx.has_query("delete"):
             ctx.operation = "DeleteObjects"
             return await self.delete_objects(ctx, reader, send, bucket)
-        if ctx.has_query("versions"):
-            if m != "GET":
-                raise s3_config.NOT_ALLOWED
-            ctx.operation = "ListObjectVersions"
-            return await self.list_object_versions(ctx, send, bucket)
         if m == "GET":
             if ctx.has_query("location"):
                 ctx.operation = "GetBucketLocation"
@@ -217,6 +222,7 @@ class S3Handler(S3Listings, S3Configurations, S3Copies, S3Versions, S3ObjectExtr
             if upload_id is not None:
                 ctx.operation = "AbortMultipartUpload"
                 await run_sync(self.objects.abort_multipart_upload, bucket, key, upload_id)
+                await run_sync(self.settle_upload_tags, bucket, key, upload_id, None)
                 return await send_response(send, ctx, 204, self._base_headers(ctx))
             ctx.operation = "DeleteObject"
             await run_sync(self._delete_quietly, bucket, key)
@@ -267,10 +273,12 @@ class S3Handler(S3Listings, S3Configurations, S3Copies, S3Versions, S3ObjectExtr
         body, kwargs, _ = body_plan(ctx, reader, verified, self.config.max_object_size)
         await self._check_write_preconditions(ctx, bucket, key)
         metadata = user_metadata(ctx)
+        tags = tagging_header(ctx)
         async with reader.prefetching():
             info = await run_sync(lambda: self.objects.put_object(
                 bucket, key, body, content_type=ctx.headers.get("content-type"),
                 metadata=metadata, **kwargs), limiter=self.upload_limiter)
+        await run_sync(self.tag_new_object, bucket, key, info, tags)
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))]
         for alg, val in (info.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
@@ -424,9 +432,11 @@ class S3Handler(S3Listings, S3Configurations, S3Copies, S3Versions, S3ObjectExtr
         alg = ctx.headers.get("x-amz-checksum-algorithm")
         if alg is not None and alg.upper() not in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
             raise S3Error("InvalidRequest", f"Checksum algorithm {alg!r} is not supported")
+        tags = tagging_header(ctx)
         upload_id = await run_sync(lambda: self.objects.create_multipart_upload(
             bucket, key, content_type=ctx.headers.get("content-type"), metadata=user_metadata(ctx),
             checksum_algorithm=alg.upper() if alg else None))
+        await run_sync(self.hold_upload_tags, bucket, key, upload_id, tags)
         extra = [("x-amz-checksum-algorithm", alg.upper())] if alg else []
         await self._xml(send, ctx, s3_xml.initiate_multipart(bucket, key, upload_id), extra=extra)
 
@@ -435,6 +445,7 @@ class S3Handler(S3Listings, S3Configurations, S3Copies, S3Versions, S3ObjectExtr
         parts = s3_xml.parse_complete_multipart(await read_small_body(reader, ctx, self.config.max_xml_body))
         info = await run_sync(lambda: self.objects.complete_multipart_upload(
             bucket, key, upload_id, parts))
+        await run_sync(self.settle_upload_tags, bucket, key, upload_id, info)
         location = f"/{bucket}/{key}"
         await self._xml(send, ctx, s3_xml.complete_multipart(location, bucket, key, info))
 

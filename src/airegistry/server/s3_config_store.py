@@ -14,6 +14,7 @@ a new object starts untagged, without the write path having to know about tags.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from airegistry.server import s3_config, s3_config_rules, s3_xml
 from airegistry.server.asgi import BodyReader, RequestContext, Send, run_sync, send_response
@@ -28,6 +29,33 @@ MAX_BY_ID = 1000
 def object_stamp(info: Any) -> str:
     """What ties tags to one version of an object: its ETag and modification time."""
     return f"{info.etag}@{info.last_modified.isoformat()}"
+
+
+def tagging_header(ctx: RequestContext) -> str | None:
+    """``x-amz-tagging`` (PutObject, CreateMultipartUpload, CopyObject REPLACE) as the
+    ``Tagging`` document PutObjectTagging would store, checked against the same limits."""
+    value = ctx.headers.get("x-amz-tagging")
+    if value is None:
+        return None
+    try:
+        pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=bool(value),
+                          encoding="utf-8", errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        pairs = None
+    if pairs is None or len({k for k, _ in pairs}) != len(pairs):
+        raise S3Error("InvalidArgument", "The header 'x-amz-tagging' shall be encoded as UTF-8 "
+                      "then URLEncoded URL query parameters without tag name duplicates.",
+                      ArgumentName="x-amz-tagging")
+    tags = "".join(f"<Tag>{s3_xml.elem('Key', k)}{s3_xml.elem('Value', v)}</Tag>"
+                   for k, v in pairs)
+    document = s3_xml.document("Tagging", f"<TagSet>{tags}</TagSet>").decode("utf-8")
+    s3_config_rules.check_object_tagging(document.encode("utf-8"))
+    return document
+
+
+#: Where the tags of ``x-amz-tagging`` on CreateMultipartUpload wait for the completion.
+def _pending(upload_id: str) -> str:
+    return f"upload-tagging:{upload_id}"
 
 
 def _config_id(ctx: RequestContext, required: bool) -> str | None:
@@ -135,6 +163,48 @@ class S3Configurations:
         return await self._xml(send, ctx, stored.document.encode("utf-8"))
 
 
+class ObjectTagsOnWrite:
+    """Tags given with the write that creates an object (``x-amz-tagging``), and tags
+    that go with CopyObject's ``x-amz-tagging-directive``: kept like PutObjectTagging's."""
+
+    configs: S3ConfigRepository
+    objects: Any
+
+    def tag_new_object(self, bucket: str, key: str, info: Any, document: str | None) -> None:
+        if document is not None:
+            self.configs.put(bucket, "tagging", document, key=key, stamp=object_stamp(info))
+
+    def copy_tags(self, ctx: RequestContext, src_bucket: str, src_key: str, bucket: str,
+                  key: str, info: Any, replacing: str | None) -> None:
+        """CopyObject: COPY (the default) copies the source's current tags; REPLACE takes
+        ``x-amz-tagging`` (none: the copy is untagged)."""
+        directive = ctx.headers.get("x-amz-tagging-directive", "COPY").upper()
+        if directive == "REPLACE":
+            return self.tag_new_object(bucket, key, info, replacing)
+        stored = self.configs.get(src_bucket, "tagging", src_key)
+        if stored is None:
+            return None
+        source = self.objects.head_object(src_bucket, src_key)
+        if stored.stamp == object_stamp(source):
+            self.tag_new_object(bucket, key, info, stored.document)
+        return None
+
+    def hold_upload_tags(self, bucket: str, key: str, upload_id: str,
+                         document: str | None) -> None:
+        if document is not None:
+            self.configs.put(bucket, _pending(upload_id), document, key=key)
+
+    def settle_upload_tags(self, bucket: str, key: str, upload_id: str, info: Any) -> None:
+        """A completed (``info``) or aborted (None) upload: its held tags go to the object
+        or away."""
+        held = self.configs.get(bucket, _pending(upload_id), key)
+        if held is None:
+            return
+        if info is not None:
+            self.tag_new_object(bucket, key, info, held.document)
+        self.configs.delete(bucket, _pending(upload_id), key)
+
+
 def _without_declaration(document: str) -> str:
     """A stored document as an element of a larger one (its ``<?xml ...?>`` dropped)."""
     text = document.lstrip()
@@ -143,4 +213,4 @@ def _without_declaration(document: str) -> str:
     return text
 
 
-__all__ = ["S3Configurations", "object_stamp"]
+__all__ = ["ObjectTagsOnWrite", "S3Configurations", "object_stamp", "tagging_header"]

@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 from airegistry.server import s3_xml
 from airegistry.server.asgi import RequestContext, Send, ascii_int, run_sync
+from airegistry.server.s3_config_store import tagging_header
 from airegistry.server.s3_requests import etag_in, user_metadata
 from airegistry.server.s3_xml import S3Error
 
@@ -58,6 +59,7 @@ def copy_range(value: str | None) -> tuple[int, int] | None:
 class S3Copies:
     objects: Any
     _xml: Any
+    copy_tags: Any
 
     async def _source_conditions(self, ctx: RequestContext, src_bucket: str,
                                  src_key: str) -> None:
@@ -79,11 +81,16 @@ class S3Copies:
         if directive == "COPY" and src_bucket == bucket and src_key == key:
             raise S3Error("InvalidRequest", "This copy request is illegal because it is trying "
                           "to copy an object to itself without changing the object's metadata.")
+        if ctx.headers.get("x-amz-tagging-directive", "COPY").upper() not in ("COPY", "REPLACE"):
+            raise S3Error("InvalidArgument", "Unknown tagging directive.",
+                          ArgumentName="x-amz-tagging-directive")
         metadata = user_metadata(ctx) if directive == "REPLACE" else None
         content_type = ctx.headers.get("content-type") if directive == "REPLACE" else None
+        tags = tagging_header(ctx)
         await self._source_conditions(ctx, src_bucket, src_key)
         info = await run_sync(lambda: self.objects.copy_object(
             src_bucket, src_key, bucket, key, metadata=metadata, content_type=content_type))
+        await run_sync(self.copy_tags, ctx, src_bucket, src_key, bucket, key, info, tags)
         await self._xml(send, ctx, s3_xml.copy_object_result(info))
 
     async def upload_part_copy(self, ctx: RequestContext, send: Send, bucket: str, key: str,
