@@ -34,7 +34,7 @@ def test_put_get_replace_delete(repo: S3ConfigRepository) -> None:
     assert (stored.document, stored.stamp) == ("<Tagging/>", "etag@t")
     assert repo.get("b", "tagging") is None  # the bucket's own tags are another document
     assert repo.delete("b", "policy") and not repo.delete("b", "policy")
-    repo.delete_object("b", "obj")
+    repo.delete_objects("b", ["other", "obj"])
     assert repo.get("b", "tagging", "obj") is None
 
 

@@ -225,7 +225,7 @@ class S3Handler(S3Listings, S3Configurations, ObjectTagsOnWrite, S3Copies, S3Ver
                 await run_sync(self.settle_upload_tags, bucket, key, upload_id, None)
                 return await send_response(send, ctx, 204, self._base_headers(ctx))
             ctx.operation = "DeleteObject"
-            await run_sync(self._delete_quietly, bucket, key)
+            await run_sync(self._delete_quietly, bucket, key, True)
             return await send_response(send, ctx, 204, self._base_headers(ctx))
         if m == "POST":
             if ctx.has_query("uploads"):
@@ -258,15 +258,17 @@ class S3Handler(S3Listings, S3Configurations, ObjectTagsOnWrite, S3Copies, S3Ver
         await send_response(send, ctx, status, self._base_headers(ctx) + [
             ("Content-Type", "application/xml")] + (extra or []), body)
 
-    def _delete_quietly(self, bucket: str, key: str) -> None:
+    def _delete_quietly(self, bucket: str, key: str, with_configs: bool = False) -> None:
         # DeleteObject on a missing key succeeds on S3 (204); the bucket must exist.
+        # ``with_configs``: the object's tags go too (DeleteObjects forgets them in bulk).
         try:
             self.objects.delete_object(bucket, key)
-            self.configs.delete_object(bucket, key)
         except Exception as exc:
             err = _store_error(exc)
             if err is None or err.code != "NoSuchKey":
                 raise
+        if with_configs:
+            self.configs.delete_objects(bucket, [key])
 
     async def put_object(self, ctx: RequestContext, reader: BodyReader, send: Send,
                          verified: sigv4.VerifiedRequest | None, bucket: str, key: str) -> None:
@@ -278,7 +280,8 @@ class S3Handler(S3Listings, S3Configurations, ObjectTagsOnWrite, S3Copies, S3Ver
             info = await run_sync(lambda: self.objects.put_object(
                 bucket, key, body, content_type=ctx.headers.get("content-type"),
                 metadata=metadata, **kwargs), limiter=self.upload_limiter)
-        await run_sync(self.tag_new_object, bucket, key, info, tags)
+        if tags is not None:
+            await run_sync(self.tag_new_object, bucket, key, info, tags)
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))]
         for alg, val in (info.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
@@ -423,6 +426,7 @@ class S3Handler(S3Listings, S3Configurations, ObjectTagsOnWrite, S3Copies, S3Ver
                     if err is None:
                         raise
                     errors.append((k, err.code, err.message))
+            self.configs.delete_objects(bucket, deleted)
             return deleted, errors
 
         deleted, errors = await run_sync(work)

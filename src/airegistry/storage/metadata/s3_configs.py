@@ -64,11 +64,18 @@ class S3ConfigRepository:
             result = conn.execute(delete(s3_configs).where(self._where(bucket, key, subresource)))
         return bool(result.rowcount)
 
-    def delete_object(self, bucket: str, key: str) -> None:
-        """Forget every document of an object (it was deleted)."""
+    def delete_objects(self, bucket: str, keys: list[str]) -> None:
+        """Forget every document of these objects (they were deleted). Most objects have
+        none, so this reads first and takes the write lock only when there is one."""
         c = s3_configs.c
-        with self.db.write() as conn:
-            conn.execute(delete(s3_configs).where((c.bucket == bucket) & (c.object_key == key)))
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            where = (c.bucket == bucket) & c.object_key.in_(chunk)
+            with self.db.read() as conn:
+                if conn.execute(select(c.object_key).where(where).limit(1)).first() is None:
+                    continue
+            with self.db.write() as conn:
+                conn.execute(delete(s3_configs).where(where))
 
     def delete_bucket(self, bucket: str) -> None:
         """Forget every document of a bucket and of its objects (it was deleted)."""
