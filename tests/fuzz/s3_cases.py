@@ -42,7 +42,8 @@ def s3_case(rng: random.Random, upload_id: str) -> Case:
                            "x-amz-expected-bucket-owner", "x-amz-metadata-directive",
                            "x-amz-trailer", "Content-Type", "x-amz-copy-source-if-match",
                            "x-amz-copy-source-range", "x-amz-object-attributes",
-                           "x-amz-max-parts", "x-amz-part-number-marker"])
+                           "x-amz-max-parts", "x-amz-part-number-marker", "x-amz-tagging",
+                           "x-amz-tagging-directive"])
         headers[name] = header_text(rng) if name != "Content-Encoding" else rng.choice(
             ["aws-chunked", "gzip", header_text(rng)])
     body = b""
