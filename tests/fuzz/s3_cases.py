@@ -100,7 +100,8 @@ S3_DOCUMENTS = {
 
 def s3_operation_case(rng: random.Random, upload_id: str) -> Case:
     """A well-formed request of one S3 operation, then one to three hostile mutations."""
-    sub = rng.choice([*S3_DOCUMENTS, "versions", "copy", "part", "attributes", "objtagging"])
+    sub = rng.choice([*S3_DOCUMENTS, "versions", "copy", "part", "attributes", "objtagging",
+                      "tagged-put"])
     method, path, headers, body = "GET", f"/{BUCKET}", {}, b""
     if sub in S3_DOCUMENTS:
         method = rng.choice(["PUT", "PUT", "GET", "DELETE"])
@@ -119,6 +120,9 @@ def s3_operation_case(rng: random.Random, upload_id: str) -> Case:
     elif sub == "attributes":
         path += "/mpobj?attributes"
         headers = {"x-amz-object-attributes": "ETag,ObjectParts,ObjectSize,StorageClass"}
+    elif sub == "tagged-put":
+        method, path, body = "PUT", f"/{BUCKET}/tagged", b"body"
+        headers = {"x-amz-tagging": rng.choice(["a=b", "a=b&c=d", "a=1&a=2", "k%20=v%F0"])}
     else:
         method = rng.choice(["PUT", "GET", "DELETE"])
         path += "/data.jsonl?tagging"
