@@ -8,7 +8,8 @@
 so several registries can share one real bucket under different prefixes, and nothing
 but the store's own objects live in its prefix. Every object written through the store
 records the sha256 of its bytes in the user metadata ``air-sha256`` (and any flexible
-checksum as ``air-checksum-<alg>``); those names are hidden from ``ObjectInfo.metadata``.
+checksum as ``air-checksum-<alg>``, and a multipart object's part sizes, run-length
+encoded, as ``air-part-sizes``); those names are hidden from ``ObjectInfo.metadata``.
 
 What differs from the filesystem store, by the nature of S3: ranged reads are not
 verified (there is no per-block record); listings leave ``ObjectInfo.sha256`` empty
