@@ -34,6 +34,11 @@ def test_put_get_replace_delete(repo: S3ConfigRepository) -> None:
     assert (stored.document, stored.stamp) == ("<Tagging/>", "etag@t")
     assert repo.get("b", "tagging") is None  # the bucket's own tags are another document
     assert repo.delete("b", "policy") and not repo.delete("b", "policy")
+    # the longest names the server makes: an id-keyed family with a 64-character id, and
+    # the held tags of an upload whose id (from a real S3 behind the S3 backend) is long
+    for name in ("intelligent-tiering:" + "i" * 64, "upload-tagging:" + "u" * 300):
+        repo.put("b", name, "<X/>", key="k" * 1024)
+        assert repo.get("b", name, "k" * 1024).document == "<X/>"
     repo.delete_objects("b", ["other", "obj"])
     assert repo.get("b", "tagging", "obj") is None
 

@@ -158,7 +158,7 @@ s3_configs = Table(
     metadata,
     Column("bucket", String(63), primary_key=True),
     Column("object_key", String(1024), primary_key=True),
-    Column("subresource", String(64), primary_key=True),
+    Column("subresource", String(512), primary_key=True),
     Column("document", Text, nullable=False),
     Column("stamp", String(128), nullable=False),
     Column("modified_at", Float, nullable=False),

@@ -24,7 +24,7 @@ def upgrade() -> None:
         "s3_configs",
         sa.Column("bucket", sa.String(63), primary_key=True),
         sa.Column("object_key", sa.String(1024), primary_key=True),
-        sa.Column("subresource", sa.String(64), primary_key=True),
+        sa.Column("subresource", sa.String(512), primary_key=True),
         sa.Column("document", sa.Text, nullable=False),
         sa.Column("stamp", sa.String(128), nullable=False),
         sa.Column("modified_at", sa.Float, nullable=False),
