@@ -78,9 +78,14 @@ class MotoServer:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[MotoServer]:
+def moto_server(*, unauthenticated_requests: int | None = None) -> Iterator[MotoServer]:
+    """A moto server process; with ``unauthenticated_requests`` it enforces IAM after that
+    many requests (moto's ``INITIAL_NO_AUTH_ACTION_COUNT``): the first ones set up users,
+    policies and buckets, every later one is checked against the caller's policies."""
     port = free_port()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    if unauthenticated_requests is not None:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(unauthenticated_requests)
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,

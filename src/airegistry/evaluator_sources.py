@@ -98,10 +98,10 @@ def deploy_reward_function(
     A Lambda ARN is referenced as it is; a local or S3 ``.py`` file is checked, packaged
     and deployed to a function of its own (the caller deletes it if registration fails).
     """
-    from airegistry.runtime.functions import _ARN_RE
+    from airegistry.runtime.function_inputs import FUNCTION_ARN_RE
 
     if source.startswith(LAMBDA_ARN_PREFIX):
-        if not _ARN_RE.match(source):
+        if not FUNCTION_ARN_RE.match(source):
             raise ValueError(
                 f"Invalid Lambda ARN {source!r}: expected "
                 "arn:aws:lambda:<region>:<12-digit account>:function:<name>"

@@ -211,7 +211,8 @@ class Home:
 
     def _collect_object(self, bucket: str, key: str) -> None:
         try:
-            self.objects.delete_object(bucket, key)
+            self.hub.repo.collect_unreferenced(
+                bucket, key, lambda: self.objects.delete_object(bucket, key))
         except BlobStoreError:
             log.warning("could not delete unreferenced object s3://%s/%s", bucket, key, exc_info=True)
 

@@ -5,10 +5,11 @@ CreateHubContentPresignedUrls (URLs served by the server's S3 side, SigV4, expir
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -204,9 +205,18 @@ def test_presigned_urls_expire_and_the_presign_key_only_reads(registry: Registry
     registry.home.objects.ensure_bucket(bucket)
     registry.home.objects.put_object(bucket, "short.txt", b"short-lived")
     signer = SigV4UrlSigner(registry.home.settings, "us-east-1", registry.url)
-    url = signer.presign_get(bucket, "short.txt", 1)
+    url = signer.presign_get(bucket, "short.txt", 60)
     assert httpx.get(url).status_code == 200
-    time.sleep(2.1)
+    # signed two minutes ago for 60 s: expired, whatever the machine's speed
+    signed_at = datetime.now(timezone.utc) - timedelta(seconds=120)
+
+    def then(remove_tzinfo: bool = True) -> datetime:
+        return signed_at.replace(tzinfo=None) if remove_tzinfo else signed_at
+
+    # botocore signs with awscrt where it is installed, with its own signer otherwise
+    with mock.patch("botocore.auth.get_current_datetime", then), \
+            mock.patch("botocore.crt.auth.get_current_datetime", then):
+        url = signer.presign_get(bucket, "short.txt", 60)
     expired = httpx.get(url)
     assert expired.status_code == 403 and "<Code>AccessDenied</Code>" in expired.text
     key_id, secret = presign_credentials(registry.home.settings)

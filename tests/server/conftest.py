@@ -24,6 +24,7 @@ from botocore.config import Config
 from airegistry.server.app import ServerOptions, ServerServices, create_app
 from airegistry.server.auth import AuthConfig
 from airegistry.storage.blobs.fs import FileBlobStore
+from airegistry.storage.metadata import Database, S3ConfigRepository, migrate
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -80,9 +81,17 @@ class RunningServer:
         )
 
 
+def make_configs(root: Path) -> S3ConfigRepository:
+    """A migrated SQLite metadata store under ``root`` for the S3 configuration documents."""
+    (root / "metadata").mkdir(exist_ok=True)
+    db = Database(f"sqlite:///{root / 'metadata' / 'registry.db'}")
+    migrate(db)
+    return S3ConfigRepository(db)
+
+
 def make_services(root: Path) -> ServerServices:
     return ServerServices(objects=FileBlobStore(root / "objects"), account_id=ACCOUNT_ID,
-                          region=REGION)
+                          region=REGION, s3_configs=make_configs(root))
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,14 @@ from airegistry.server.auth import (
     parse_env_keys,
 )
 from airegistry.storage.blobs.fs import FileBlobStore
-from tests.server.conftest import ACCOUNT_ID, REGION, RunningServer, start_server, wait_for_log
+from tests.server.conftest import (
+    ACCOUNT_ID,
+    REGION,
+    RunningServer,
+    make_configs,
+    start_server,
+    wait_for_log,
+)
 
 # -- ops endpoints and access log ---------------------------------------------------------------
 
@@ -101,7 +108,8 @@ def plugged(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("plugged")
     fake_lambda = FakeLambda()
     services = ServerServices(objects=FileBlobStore(root / "objects"), account_id=ACCOUNT_ID,
-                              region=REGION, sagemaker=_fake_sagemaker, lambda_app=fake_lambda,
+                              region=REGION, s3_configs=make_configs(root),
+                              sagemaker=_fake_sagemaker, lambda_app=fake_lambda,
                               extra_metrics=lambda: "airegistry_import_jobs{state=\"queued\"} 3")
     key, secret = "AKIDPLUGGED000000001", "plugged-secret-00000000000000000000000000"
     app = create_app(services, auth=AuthConfig(keys={key: secret}))
@@ -181,7 +189,8 @@ def open_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("noauth")
     fake_lambda = FakeLambda()
     services = ServerServices(objects=FileBlobStore(root / "objects"), account_id=ACCOUNT_ID,
-                              region=REGION, sagemaker=_fake_sagemaker, lambda_app=fake_lambda)
+                              region=REGION, s3_configs=make_configs(root),
+                              sagemaker=_fake_sagemaker, lambda_app=fake_lambda)
     app = create_app(services, auth=None)
     with start_server(app) as url:
         yield url, fake_lambda
@@ -219,7 +228,7 @@ def test_no_auth_still_accepts_signed_clients(open_server: Any) -> None:
 def test_no_auth_logs_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("WARNING", logger="airegistry.server")
     create_app(ServerServices(objects=FileBlobStore(tmp_path / "o"), account_id=ACCOUNT_ID,
-                              region=REGION), auth=None)
+                              region=REGION, s3_configs=make_configs(tmp_path)), auth=None)
     assert any("DISABLED" in r.getMessage() for r in caplog.records)
 
 

@@ -209,3 +209,52 @@ def test_list_multipart_uploads_prefix_delimiter_and_paging(store: BlobStore) ->
     assert store.list_multipart_uploads("bkt", max_uploads=0).uploads == []
     with pytest.raises(E.NoSuchBucket):
         store.list_multipart_uploads("absent")
+
+
+MIB = 1 << 20
+
+
+def test_upload_part_copy(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    data = os.urandom(6 * MIB + 123)
+    store.put_object("bkt", "src", data)
+    upload = store.create_multipart_upload("bkt", "dst")
+    first = store.upload_part_copy("bkt", "src", "bkt", "dst", upload, 1,
+                                   byte_range=(0, 5 * MIB - 1))
+    assert first.size == 5 * MIB
+    assert first.etag == hashlib.md5(data[: 5 * MIB]).hexdigest()
+    whole = store.upload_part_copy("bkt", "src", "bkt", "dst", upload, 2)
+    assert whole.size == len(data)
+    rest = store.upload_part_copy("bkt", "src", "bkt", "dst", upload, 3,
+                                  byte_range=(5 * MIB, len(data) - 1))
+    assert [p.part_number for p in store.list_parts("bkt", "dst", upload)] == [1, 2, 3]
+    info = store.complete_multipart_upload("bkt", "dst", upload, [
+        (1, first.etag), (2, whole.etag), (3, rest.etag)])
+    assert store.read_bytes("bkt", "dst") == data[: 5 * MIB] + data + data[5 * MIB:]
+    assert info.part_sizes == (5 * MIB, len(data), len(data) - 5 * MIB)
+    assert store.head_object("bkt", "dst").part_sizes == info.part_sizes
+    # errors: a range outside the source, a missing source, an unknown upload, If-Match
+    upload2 = store.create_multipart_upload("bkt", "dst2")
+    with pytest.raises(E.InvalidArgument):
+        store.upload_part_copy("bkt", "src", "bkt", "dst2", upload2, 1,
+                               byte_range=(0, len(data)))
+    with pytest.raises(E.NoSuchKey):
+        store.upload_part_copy("bkt", "absent", "bkt", "dst2", upload2, 1)
+    with pytest.raises(E.NoSuchUpload):
+        store.upload_part_copy("bkt", "src", "bkt", "dst2", "not-an-upload", 1)
+    with pytest.raises(E.PreconditionFailed):
+        store.upload_part_copy("bkt", "src", "bkt", "dst2", upload2, 1, if_match='"0000"')
+    assert store.list_parts("bkt", "dst2", upload2) == []
+
+
+def test_part_sizes_recorded_only_for_multipart(store: BlobStore) -> None:
+    store.create_bucket("bkt")
+    assert store.put_object("bkt", "one", b"abc").part_sizes == ()
+    upload = store.create_multipart_upload("bkt", "mp")
+    p1 = store.upload_part("bkt", "mp", upload, 1, b"a" * (5 * MIB))
+    p2 = store.upload_part("bkt", "mp", upload, 2, b"b" * 10)
+    store.complete_multipart_upload("bkt", "mp", upload, [(1, p1.etag), (2, p2.etag)])
+    assert store.head_object("bkt", "mp").part_sizes == (5 * MIB, 10)
+    assert "air-part-sizes" not in store.head_object("bkt", "mp").metadata
+    # a copy is a new object written in one piece
+    assert store.copy_object("bkt", "mp", "bkt", "copy").part_sizes == ()

@@ -68,18 +68,47 @@ def test_unreachable_endpoint_is_a_clear_error_at_start(monkeypatch, tmp_path) -
         open_blob_store("s3://bkt/p", default_root=tmp_path)
 
 
-def test_access_denied_is_reported_as_such(s3_store) -> None:
-    from botocore.exceptions import ClientError
+def test_access_denied_is_reported_as_such(monkeypatch, tmp_path) -> None:
+    """A real refusal: moto enforcing IAM, the registry's user denied PutObject under one key."""
+    import json
 
-    def refuse(**_):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
-                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+    import boto3
 
-    s3_store.create_bucket("bkt")
-    s3_store.client.put_object = refuse  # what a bucket policy refusing the key does
-    with pytest.raises(E.AccessDenied, match="refused the registry's credentials"):
-        s3_store.put_object("bkt", "k", b"x")
-    assert not s3_store.exists("bkt", "k")
+    from tests.services import moto_server
+
+    # exactly these four requests run before moto starts enforcing IAM
+    with moto_server(unauthenticated_requests=4) as server:
+        def client(service: str, key: str = "setup", secret: str = "setup"):
+            return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
+                                aws_access_key_id=key, aws_secret_access_key=secret)
+
+        iam = client("iam")
+        iam.create_user(UserName="registry")
+        iam.put_user_policy(UserName="registry", PolicyName="store", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "s3:PutObject",
+                 "Resource": "arn:aws:s3:::iam-bkt/reg/objects/bkt/denied*"},
+            ]}))
+        access = iam.create_access_key(UserName="registry")["AccessKey"]
+        client("s3").create_bucket(Bucket="iam-bkt")
+
+        s3_env(monkeypatch, server)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", access["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", access["SecretAccessKey"])
+        store = open_blob_store("s3://iam-bkt/reg", default_root=tmp_path)
+        store.create_bucket("bkt")
+        store.put_object("bkt", "allowed", b"x")
+        with pytest.raises(E.AccessDenied, match="refused the registry's credentials"):
+            store.put_object("bkt", "denied", b"x")
+        assert not store.exists("bkt", "denied")
+        assert store.read_bytes("bkt", "allowed") == b"x"
+
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        with pytest.raises(E.AccessDenied, match="refused the registry's credentials") as info:
+            open_blob_store("s3://iam-bkt/reg", default_root=tmp_path)  # at start, not later
+        assert "not-the-secret" not in str(info.value)
 
 
 @pytest.fixture

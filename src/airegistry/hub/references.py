@@ -13,7 +13,7 @@ is one version, ``1.0.0``, and is ``Available`` at once.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy.engine import Row
@@ -22,9 +22,26 @@ from airegistry.hub import documents
 from airegistry.hub.botocore_model import OperationError
 from airegistry.hub.versions import format_version, parse_version
 from airegistry.storage.metadata import hubs as repo_errors
+from airegistry.storage.metadata.hubs import HubRepository
 
-if TYPE_CHECKING:
-    from airegistry.hub.service import HubService
+
+class ReferenceHost(Protocol):
+    """What the reference operations use of the hub service (its repository, names, errors).
+
+    A protocol rather than the service class: the service builds these operations, so
+    naming it here would tie the two modules in a circle.
+    """
+
+    repo: HubRepository
+    max_queued_imports: int
+
+    def hub_arn(self, hub: str) -> str: ...
+    def content_arn(self, hub: str, content_type: str, name: str, version: str) -> str: ...
+    def hub_name_of(self, value: str) -> str: ...
+    def no_hub(self, name: str) -> OperationError: ...
+    def no_content(self, hub: str, content_type: str, name: str,
+                   version: str | None) -> OperationError: ...
+
 
 REFERENCE_TYPE = documents.MODEL_REFERENCE_CONTENT_TYPE
 REFERENCE_VERSION = (1, 0, 0)
@@ -44,7 +61,7 @@ def read_reference(row: Row) -> documents.ModelReferenceDocument | None:
 class HubContentReferences:
     """The three reference operations, over the hub service's repository and ARNs."""
 
-    def __init__(self, service: HubService) -> None:
+    def __init__(self, service: ReferenceHost) -> None:
         self.service = service
 
     def _require_reference_type(self, params: dict, operation: str) -> None:

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -30,79 +29,20 @@ import weakref
 import zipfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from airegistry.runtime.function_inputs import (
+    FUNCTION_ARN_RE,
+    FUNCTION_NAME_RE,
+    MAX_PAYLOAD_BYTES,
+    check_package,
+    checked_environment,
+    lambda_error,
+)
 from airegistry.runtime.runtimes import DEFAULT_RUNTIME, unsupported_runtime_message
 from airegistry.storage.blobs import BlobStore
 from airegistry.storage.metadata import FunctionExists, FunctionRepository
-
-FUNCTION_NAME_RE = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
-_ARN_RE = re.compile(
-    r"^arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
-    r"(?P<name>[a-zA-Z0-9-_]{1,64})(:(?P<qualifier>[a-zA-Z0-9-_$]+))?$"
-)
-MAX_ZIP_BYTES = 50 * 1024 * 1024
-MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-
-
-def lambda_error(code: str, message: str, status: int, operation: str) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-            "Type": "User",
-            "message": message,
-        },
-        operation,
-    )
-
-
-_ENV_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
-#: Lambda's limit on a function's environment variables, names and values together.
-MAX_ENVIRONMENT_BYTES = 4096
-
-
-def checked_environment(operation: str, environment: Any, **strings: Any) -> dict[str, str]:
-    """The environment variables of a create, refusing what would be stored unreadable.
-
-    The wire checks the whole ``lambda`` model first; this guards the embedded callers:
-    ``strings`` (Description, Role, ...) must be strings, ``Environment`` a
-    ``{"Variables": {name: value}}`` whose names are Lambda's (``[a-zA-Z][a-zA-Z0-9_]+``)
-    and whose values hold no NUL, so every later Invoke can set them.
-    """
-    for field, value in strings.items():
-        if not isinstance(value, str):
-            raise lambda_error("InvalidParameterValueException",
-                               f"{field} must be a string, got {type(value).__name__}", 400,
-                               operation)
-    if environment is None:
-        return {}
-    variables = environment.get("Variables", {}) if isinstance(environment, dict) else None
-    if not isinstance(variables, dict):
-        raise lambda_error("InvalidParameterValueException",
-                           "Environment must look like {'Variables': {'NAME': 'value'}}", 400,
-                           operation)
-    size = 0
-    for name, value in variables.items():
-        try:
-            if not _ENV_NAME_RE.match(name) or "\x00" in value:
-                raise ValueError(name)
-            size += len(name.encode()) + len(value.encode("utf-8"))
-        except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) included
-            raise lambda_error(
-                "InvalidParameterValueException",
-                f"Environment variable {str(name)[:64]!r} needs a name matching "
-                "[a-zA-Z][a-zA-Z0-9_]+ and a UTF-8 string value without NUL", 400,
-                operation) from None
-    if size > MAX_ENVIRONMENT_BYTES:
-        raise lambda_error("InvalidParameterValueException",
-                           f"Environment variables take {size} bytes; the limit is "
-                           f"{MAX_ENVIRONMENT_BYTES}", 400, operation)
-    return dict(variables)
 
 
 def _iso(ts: float) -> str:
@@ -148,7 +88,7 @@ class FunctionService:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
 
     def _name(self, value: str, operation: str) -> str:
-        match = _ARN_RE.match(value)
+        match = FUNCTION_ARN_RE.match(value)
         if match:
             if match["account"] != self.account_id or match["region"] != self.region:
                 raise lambda_error(
@@ -170,66 +110,12 @@ class FunctionService:
 
     def owns_arn(self, arn: str) -> bool | None:
         """True/False for an ARN of this registry (exists or not); None for anyone else's."""
-        match = _ARN_RE.match(arn)
+        match = FUNCTION_ARN_RE.match(arn)
         if not match or match["account"] != self.account_id or match["region"] != self.region:
             return None
         return self.repo.exists(match["name"])
 
     # -- packages ----------------------------------------------------------------------------
-
-    def _check_zip(self, data: bytes, handler: str, operation: str) -> None:
-        if len(data) > MAX_ZIP_BYTES:
-            raise lambda_error(
-                "RequestEntityTooLargeException",
-                f"The deployment package is {len(data):,} bytes; the limit is {MAX_ZIP_BYTES:,}",
-                413,
-                operation,
-            )
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            infos = archive.infolist()
-        except zipfile.BadZipFile:
-            raise lambda_error(
-                "InvalidParameterValueException",
-                "Could not unzip uploaded file. Please check your file, then try to upload again.",
-                400,
-                operation,
-            ) from None
-        total = 0
-        for info in infos:
-            path = PurePosixPath(info.filename)
-            if path.is_absolute() or ".." in path.parts or "\x00" in info.filename:
-                raise lambda_error(
-                    "InvalidParameterValueException",
-                    f"Unsafe path in deployment package: {info.filename!r}",
-                    400,
-                    operation,
-                )
-            total += info.file_size
-        if total > MAX_UNZIPPED_BYTES:
-            raise lambda_error(
-                "InvalidParameterValueException",
-                f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes",
-                400,
-                operation,
-            )
-        module, _, function = handler.rpartition(".")
-        if not module or not function:
-            raise lambda_error(
-                "InvalidParameterValueException",
-                f"Handler {handler!r} must look like module.function",
-                400,
-                operation,
-            )
-        module_file = module.replace(".", "/") + ".py"
-        names = {i.filename for i in infos}
-        if module_file not in names and module.replace(".", "/") + "/__init__.py" not in names:
-            raise lambda_error(
-                "InvalidParameterValueException",
-                f"The deployment package has no {module_file} for handler {handler!r}",
-                400,
-                operation,
-            )
 
     def _code_bytes(self, code: dict[str, Any], operation: str) -> bytes:
         if "ZipFile" in code:
@@ -323,7 +209,7 @@ class FunctionService:
                                400, op)
         self._check_settings(op, Runtime, Timeout, MemorySize)
         data = self._code_bytes(Code, op)
-        self._check_zip(data, Handler, op)
+        check_package(data, Handler, op)
         key, sha_b64, _ = self._store_code(name, data)
         try:
             self.repo.insert(
@@ -381,7 +267,7 @@ class FunctionService:
             "S3Bucket": S3Bucket, "S3Key": S3Key,
         }
         data = self._code_bytes(code, op)
-        self._check_zip(data, row.handler, op)
+        check_package(data, row.handler, op)
         key, sha_b64, _ = self._store_code(name, data)
         self.repo.update(name, code_key=key, code_sha256=sha_b64, code_size=len(data),
                          revision_id=str(uuid.uuid4()))
@@ -418,7 +304,7 @@ class FunctionService:
         }
         if Handler is not None:
             data = self.objects.read_bytes(row.code_bucket, row.code_key)
-            self._check_zip(data, Handler, op)
+            check_package(data, Handler, op)
             values["handler"] = Handler
         if Description is not None:
             values["description"] = Description

@@ -59,7 +59,7 @@ from airegistry.server.s3_requests import virtual_host_bucket
 from airegistry.server.sts import handle_sts
 from airegistry.storage.blobs import BlobStore
 from airegistry.storage.blobs.errors import StoreUnavailable
-from airegistry.storage.metadata import DatabaseUnavailable
+from airegistry.storage.metadata import DatabaseUnavailable, S3ConfigRepository
 
 log = logging.getLogger("airegistry.server")
 
@@ -91,6 +91,8 @@ class ServerServices:
     objects: BlobStore
     account_id: str
     region: str
+    #: Bucket and object configuration documents (PutBucketPolicy, PutObjectTagging...).
+    s3_configs: S3ConfigRepository
     #: (X-Amz-Target, body) -> (status, headers, body); blocking, run in a worker thread.
     sagemaker: Callable[[str | None, bytes], tuple[int, dict[str, str], bytes]] | None = None
     #: Mounted for Lambda REST-JSON paths (/2015-03-31/functions...).
@@ -132,7 +134,7 @@ class AiRegistryApp:
             region=services.region, owner_id=services.account_id,
             virtual_host_bases=self.options.virtual_host_bases,
             max_object_size=self.options.max_object_size,
-        ))
+        ), services.s3_configs)
         self._sagemaker_limiter: anyio.CapacityLimiter | None = None
         if auth is None:
             log.warning(

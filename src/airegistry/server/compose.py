@@ -29,9 +29,10 @@ NO_AUTH_ENV = "AIREGISTRY_SERVER_NO_AUTH"
 def build_services(home: Home) -> ServerServices:
     """What a server over ``home`` serves: SageMaker, S3 (its blob store), Lambda, metrics."""
     from airegistry.server.lambda_api import create_lambda_app
+    from airegistry.storage.metadata import S3ConfigRepository
 
     services = ServerServices(objects=home.objects, account_id=home.account_id,
-                              region=home.region)
+                              region=home.region, s3_configs=S3ConfigRepository(home.db))
     services.sagemaker = home.wire.handle
     services.lambda_app = create_lambda_app(home.functions)
     services.extra_metrics = home.metrics_text

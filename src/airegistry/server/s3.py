@@ -10,7 +10,6 @@ committed.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import anyio
 
@@ -29,7 +28,19 @@ from airegistry.server.asgi import (
 from airegistry.server.chunked import (
     ChunkedDecodeError,
 )
+from airegistry.server.s3_config_store import (
+    ObjectTagsOnWrite,
+    S3Configurations,
+    tagging_header,
+)
+from airegistry.server.s3_copy import S3Copies
 from airegistry.server.s3_listing import S3Listings
+from airegistry.server.s3_object_extras import (
+    S3ObjectExtras,
+    part_number,
+    part_range,
+    parts_count,
+)
 from airegistry.server.s3_requests import (
     S3Config,
     apply_response_overrides,
@@ -42,9 +53,11 @@ from airegistry.server.s3_requests import (
     user_metadata,
     virtual_host_bucket,
 )
+from airegistry.server.s3_versions import S3Versions
 from airegistry.server.s3_xml import S3Error
 from airegistry.storage.blobs import BlobStore
 from airegistry.storage.blobs.errors import BlobStoreError
+from airegistry.storage.metadata.s3_configs import S3ConfigRepository
 
 GET_CHUNK = 1 << 20
 _PRECONDITION_HEADERS = ("if-match", "if-none-match")
@@ -58,12 +71,15 @@ def _store_error(exc: Exception) -> S3Error | None:
     return None
 
 
-class S3Handler(S3Listings):
+class S3Handler(S3Listings, S3Configurations, ObjectTagsOnWrite, S3Copies, S3Versions,
+                S3ObjectExtras):
     """Dispatches one S3 request to the object store and writes the response."""
 
-    def __init__(self, objects: BlobStore, config: S3Config) -> None:
+    def __init__(self, objects: BlobStore, config: S3Config,
+                 configs: S3ConfigRepository) -> None:
         self.objects = objects
         self.config = config
+        self.configs = configs
         self._upload_limiter: anyio.CapacityLimiter | None = None
 
     @property
@@ -135,20 +151,21 @@ class S3Handler(S3Listings):
         m = ctx.method
         config = s3_config.route(m, {k for k, _ in ctx.query}, on_object=False)
         if config is not None:
-            action, sub = config
-            ctx.operation = (s3_config.BUCKET_READS if action == "read"
-                             else s3_config.BUCKET_DELETES)[sub]
-            await run_sync(self.objects.head_bucket, bucket)
-            if action == "delete":
-                return await send_response(send, ctx, 204, self._base_headers(ctx))
-            return await self._xml(send, ctx,
-                                   s3_config.bucket_configuration(sub, self.config.owner_id))
+            action, sub, ctx.operation = config
+            return await self.bucket_configuration(ctx, reader, send, bucket, action, sub)
+        if ctx.has_query("versions"):
+            if m != "GET":
+                raise s3_config.NOT_ALLOWED
+            ctx.operation = "ListObjectVersions"
+            return await self.list_object_versions(ctx, send, bucket)
         if m == "PUT":
             ctx.operation = "CreateBucket"
             body = await read_small_body(reader, ctx, self.config.max_xml_body)
             if body.strip():
                 s3_xml.parse_xml(body, "CreateBucketConfiguration")
             info = await run_sync(self.objects.create_bucket, bucket)
+            # Configurations left by a bucket of this name that was deleted mid-way.
+            await run_sync(self.configs.delete_bucket, bucket)
             return await send_response(send, ctx, 200, [*self._base_headers(ctx), ("Location", f"/{info.name}")])
         if m == "HEAD":
             ctx.operation = "HeadBucket"
@@ -157,6 +174,7 @@ class S3Handler(S3Listings):
         if m == "DELETE":
             ctx.operation = "DeleteBucket"
             await run_sync(self.objects.delete_bucket, bucket)
+            await run_sync(self.configs.delete_bucket, bucket)
             return await send_response(send, ctx, 204, self._base_headers(ctx))
         if m == "POST" and ctx.has_query("delete"):
             ctx.operation = "DeleteObjects"
@@ -178,18 +196,15 @@ class S3Handler(S3Listings):
         upload_id = ctx.query_value("uploadId")
         config = s3_config.route(m, {k for k, _ in ctx.query}, on_object=True)
         if config is not None:
-            action, sub = config
-            ctx.operation = (s3_config.OBJECT_READS if action == "read"
-                             else s3_config.OBJECT_DELETES)[sub]
-            await run_sync(self.objects.head_object, bucket, key)
-            if action == "delete":
-                return await send_response(send, ctx, 204, self._base_headers(ctx))
-            return await self._xml(send, ctx,
-                                   s3_config.object_configuration(sub, self.config.owner_id))
+            action, sub, ctx.operation = config
+            if action == "extra":
+                return await self.object_extra(ctx, send, bucket, key, sub)
+            return await self.object_configuration(ctx, reader, send, bucket, key, action, sub)
         if m == "PUT":
             if upload_id is not None:
                 if "x-amz-copy-source" in ctx.headers:
-                    raise S3Error("NotImplemented", "UploadPartCopy is not implemented", 501)
+                    ctx.operation = "UploadPartCopy"
+                    return await self.upload_part_copy(ctx, send, bucket, key, upload_id)
                 ctx.operation = "UploadPart"
                 return await self.upload_part(ctx, reader, send, verified, bucket, key, upload_id)
             if "x-amz-copy-source" in ctx.headers:
@@ -207,9 +222,10 @@ class S3Handler(S3Listings):
             if upload_id is not None:
                 ctx.operation = "AbortMultipartUpload"
                 await run_sync(self.objects.abort_multipart_upload, bucket, key, upload_id)
+                await run_sync(self.settle_upload_tags, bucket, key, upload_id, None)
                 return await send_response(send, ctx, 204, self._base_headers(ctx))
             ctx.operation = "DeleteObject"
-            await run_sync(self._delete_quietly, bucket, key)
+            await run_sync(self._delete_quietly, bucket, key, True)
             return await send_response(send, ctx, 204, self._base_headers(ctx))
         if m == "POST":
             if ctx.has_query("uploads"):
@@ -221,23 +237,6 @@ class S3Handler(S3Listings):
         raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
 
     # -- helpers -------------------------------------------------------------------------
-
-    async def _check_part_number(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        """GetObject/HeadObject ``partNumber``: part 1 of an object uploaded in one piece is
-        the object; a part beyond the object's parts is 416 ``InvalidPartNumber``. The parts
-        of a multipart object are not kept apart, so reading one of them is not supported."""
-        number = ascii_int(ctx.query_value("partNumber"))
-        if number is None or not 1 <= number <= 10000:
-            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
-                          "10000, inclusive", ArgumentName="partNumber")
-        info = await run_sync(self.objects.head_object, bucket, key)
-        _, _, count = info.etag.partition("-")
-        parts = ascii_int(count) or 1
-        if number > parts:
-            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416)
-        if parts > 1:
-            raise S3Error("NotImplemented", "GetObject of one part of a multipart object is not "
-                          "implemented", 501)
 
     async def _check_expected_owner(self, ctx: RequestContext, bucket: str) -> None:
         """``x-amz-expected-bucket-owner``: a bucket of another account is 403, as on AWS.
@@ -259,24 +258,30 @@ class S3Handler(S3Listings):
         await send_response(send, ctx, status, self._base_headers(ctx) + [
             ("Content-Type", "application/xml")] + (extra or []), body)
 
-    def _delete_quietly(self, bucket: str, key: str) -> None:
+    def _delete_quietly(self, bucket: str, key: str, with_configs: bool = False) -> None:
         # DeleteObject on a missing key succeeds on S3 (204); the bucket must exist.
+        # ``with_configs``: the object's tags go too (DeleteObjects forgets them in bulk).
         try:
             self.objects.delete_object(bucket, key)
         except Exception as exc:
             err = _store_error(exc)
             if err is None or err.code != "NoSuchKey":
                 raise
+        if with_configs:
+            self.configs.delete_objects(bucket, [key])
 
     async def put_object(self, ctx: RequestContext, reader: BodyReader, send: Send,
                          verified: sigv4.VerifiedRequest | None, bucket: str, key: str) -> None:
         body, kwargs, _ = body_plan(ctx, reader, verified, self.config.max_object_size)
         await self._check_write_preconditions(ctx, bucket, key)
         metadata = user_metadata(ctx)
+        tags = tagging_header(ctx)
         async with reader.prefetching():
             info = await run_sync(lambda: self.objects.put_object(
                 bucket, key, body, content_type=ctx.headers.get("content-type"),
                 metadata=metadata, **kwargs), limiter=self.upload_limiter)
+        if tags is not None:
+            await run_sync(self.tag_new_object, bucket, key, info, tags)
         headers = [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))]
         for alg, val in (info.checksums or {}).items():
             headers.append((f"x-amz-checksum-{alg.lower()}", val))
@@ -319,9 +324,19 @@ class S3Handler(S3Listings):
         h = ctx.headers
         checksum_mode = h.get("x-amz-checksum-mode", "").upper() == "ENABLED"
         rng = parse_range(h.get("range"))
-        if ctx.query_value("partNumber") is not None:
-            await self._check_part_number(ctx, bucket, key)
         if_match = h.get("if-match")
+        number = part_number(ctx)
+        parts: list[tuple[str, str]] = []
+        if number is not None:
+            if rng is not None:
+                raise S3Error("InvalidRequest", "Cannot specify both Range header and "
+                              "partNumber query parameter")
+            whole = await run_sync(self.objects.head_object, bucket, key)
+            span = part_range(whole, number)
+            if span is not None:
+                rng = ("range", span[0], span[1])
+                parts = [("x-amz-mp-parts-count", str(parts_count(whole)))]
+                if_match = if_match or whole.etag  # the part of the object that was measured
         if head or (rng is not None and rng[0] == "suffix") or "if-none-match" in h:
             info = await run_sync(self.objects.head_object, bucket, key)
             if if_match is not None and not etag_in(if_match, info.etag):
@@ -330,7 +345,13 @@ class S3Handler(S3Listings):
             if inm is not None and etag_in(inm, info.etag):
                 return await send_response(send, ctx, 304, [*self._base_headers(ctx), ("ETag", s3_xml.quoted_etag(info.etag))], head=True)
             if head:
-                headers = self._base_headers(ctx) + object_headers(info, checksum_mode=checksum_mode)
+                headers = self._base_headers(ctx) + object_headers(
+                    info, checksum_mode=checksum_mode and not parts) + parts
+                if parts and rng is not None:
+                    first, last = rng[1], rng[2]
+                    headers += [("Content-Length", str(last - first + 1)),
+                                ("Content-Range", f"bytes {first}-{last}/{info.size}")]
+                    return await send_response(send, ctx, 206, headers, head=True)
                 headers.append(("Content-Length", str(info.size)))
                 return await send_response(send, ctx, 200, headers, head=True)
             if rng is not None and rng[0] == "suffix":
@@ -342,7 +363,7 @@ class S3Handler(S3Listings):
             bucket, key, byte_range=byte_range, if_match=if_match))
         try:
             headers = apply_response_overrides(ctx, self._base_headers(ctx) + object_headers(
-                info, checksum_mode=checksum_mode and byte_range is None))
+                info, checksum_mode=checksum_mode and byte_range is None)) + parts
             content_range = getattr(stream, "content_range", None)
             length = getattr(stream, "content_length", info.size)
             status = 200
@@ -405,44 +426,21 @@ class S3Handler(S3Listings):
                     if err is None:
                         raise
                     errors.append((k, err.code, err.message))
+            self.configs.delete_objects(bucket, deleted)
             return deleted, errors
 
         deleted, errors = await run_sync(work)
         await self._xml(send, ctx, s3_xml.delete_result(deleted, errors, quiet))
 
-    async def copy_object(self, ctx: RequestContext, send: Send, bucket: str, key: str) -> None:
-        source = ctx.headers["x-amz-copy-source"].split("?", 1)[0]
-        try:
-            source = unquote_to_bytes(source).decode("utf-8")
-        except UnicodeDecodeError:
-            raise S3Error("InvalidArgument", "x-amz-copy-source is not valid UTF-8") from None
-        source = source.lstrip("/")
-        src_bucket, _, src_key = source.partition("/")
-        if not src_bucket or not src_key:
-            raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
-        directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
-        if directive not in ("COPY", "REPLACE"):
-            raise S3Error("InvalidArgument", "Unknown metadata directive.")
-        if directive == "COPY" and src_bucket == bucket and src_key == key:
-            raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.")
-        metadata = user_metadata(ctx) if directive == "REPLACE" else None
-        content_type = ctx.headers.get("content-type") if directive == "REPLACE" else None
-        if_match = ctx.headers.get("x-amz-copy-source-if-match")
-        if if_match is not None:
-            src = await run_sync(self.objects.head_object, src_bucket, src_key)
-            if if_match.strip().strip('"') not in ("*", src.etag):
-                raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
-        info = await run_sync(lambda: self.objects.copy_object(
-            src_bucket, src_key, bucket, key, metadata=metadata, content_type=content_type))
-        await self._xml(send, ctx, s3_xml.copy_object_result(info))
-
     async def create_multipart(self, ctx: RequestContext, send: Send, bucket: str, key: str) -> None:
         alg = ctx.headers.get("x-amz-checksum-algorithm")
         if alg is not None and alg.upper() not in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
             raise S3Error("InvalidRequest", f"Checksum algorithm {alg!r} is not supported")
+        tags = tagging_header(ctx)
         upload_id = await run_sync(lambda: self.objects.create_multipart_upload(
             bucket, key, content_type=ctx.headers.get("content-type"), metadata=user_metadata(ctx),
             checksum_algorithm=alg.upper() if alg else None))
+        await run_sync(self.hold_upload_tags, bucket, key, upload_id, tags)
         extra = [("x-amz-checksum-algorithm", alg.upper())] if alg else []
         await self._xml(send, ctx, s3_xml.initiate_multipart(bucket, key, upload_id), extra=extra)
 
@@ -451,6 +449,7 @@ class S3Handler(S3Listings):
         parts = s3_xml.parse_complete_multipart(await read_small_body(reader, ctx, self.config.max_xml_body))
         info = await run_sync(lambda: self.objects.complete_multipart_upload(
             bucket, key, upload_id, parts))
+        await run_sync(self.settle_upload_tags, bucket, key, upload_id, info)
         location = f"/{bucket}/{key}"
         await self._xml(send, ctx, s3_xml.complete_multipart(location, bucket, key, info))
 

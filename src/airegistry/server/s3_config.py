@@ -1,105 +1,147 @@
-"""Reads of S3's configuration sub-resources, which the registry never holds.
+"""S3's configuration sub-resources: which exist, what each method of them is, the defaults.
 
-Buckets here have no CORS rules, lifecycle rules, policy, tags, website, replication,
-encryption or object-lock configuration, no versioning and no logging, and objects no
-tags; every bucket and object belongs to the server's account with ``FULL_CONTROL``, and
-object ownership is ``BucketOwnerEnforced`` (AWS's default: ACLs are disabled, so setting
-one is ``AccessControlListNotSupported``).
-A ``GET`` of one of these sub-resources says exactly that, in S3's words (the empty
-document, or the ``NoSuch...`` error S3 gives for a configuration that does not exist),
-so clients that probe them (``aws s3api get-bucket-versioning``, SDK helpers reading
-ACLs or tags) work, and deleting one succeeds (there is none). Writing a configuration is
-not supported (501 ``NotImplemented``).
+A bucket's configurations (``?policy``, ``?tagging``, ``?cors``, ``?lifecycle``,
+``?versioning``, ...) and an object's tags are documents the client writes and reads back
+(``server.s3_config_store`` keeps them in the metadata store). This module is the table
+of them: the S3 operation name of each method, and what a Get answers for a bucket that
+has none (S3's empty document or its ``NoSuch...`` error). ``route`` turns a request into
+``(action, sub-resource)``.
+
+What the server does with a stored configuration is in ``docs/server.md``: documents are
+kept and answered back; the server does not act on them (no CORS preflight, lifecycle
+expiry, website hosting, notifications or policy evaluation: access is decided by the
+server's own keys). Some writes are refused because accepting them would be a lie:
+versioning ``Enabled`` (buckets keep one version per key), replication (needs versioning),
+Object Lock, ACLs (ownership is ``BucketOwnerEnforced``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from airegistry.server import s3_xml
 from airegistry.server.s3_xml import S3Error
 
-_MISSING = {
-    "cors": ("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
-    "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
-    "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
-    "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
-    "website": ("NoSuchWebsiteConfiguration",
-                "The specified bucket does not have a website configuration"),
-    "replication": ("ReplicationConfigurationNotFoundError",
-                    "The replication configuration was not found"),
-    "encryption": ("ServerSideEncryptionConfigurationNotFoundError",
-                   "The server side encryption configuration was not found"),
-    "object-lock": ("ObjectLockConfigurationNotFoundError",
-                    "Object Lock configuration does not exist for this bucket"),
-    "publicAccessBlock": ("NoSuchPublicAccessBlockConfiguration",
-                          "The public access block configuration was not found"),
-}
-_EMPTY = {
-    "versioning": "VersioningConfiguration",
-    "logging": "BucketLoggingStatus",
-    "notification": "NotificationConfiguration",
-    "accelerate": "AccelerateConfiguration",
-}
 
-#: The operation each read is (metrics and the access log name it so).
-#: DELETE of a configuration the bucket does not have succeeds (204), as on S3.
-BUCKET_DELETES = {
-    "cors": "DeleteBucketCors", "lifecycle": "DeleteBucketLifecycle",
-    "policy": "DeleteBucketPolicy", "tagging": "DeleteBucketTagging",
-    "website": "DeleteBucketWebsite", "replication": "DeleteBucketReplication",
-    "encryption": "DeleteBucketEncryption", "publicAccessBlock": "DeletePublicAccessBlock",
-}
-BUCKET_READS = {
-    "acl": "GetBucketAcl", "cors": "GetBucketCors", "lifecycle": "GetBucketLifecycleConfiguration",
-    "policy": "GetBucketPolicy", "tagging": "GetBucketTagging", "website": "GetBucketWebsite",
-    "replication": "GetBucketReplication", "encryption": "GetBucketEncryption",
-    "object-lock": "GetObjectLockConfiguration", "ownershipControls": "GetBucketOwnershipControls",
-    "publicAccessBlock": "GetPublicAccessBlock", "versioning": "GetBucketVersioning",
-    "logging": "GetBucketLogging", "notification": "GetBucketNotificationConfiguration",
-    "accelerate": "GetBucketAccelerateConfiguration", "requestPayment": "GetBucketRequestPayment",
-}
-OBJECT_READS = {"acl": "GetObjectAcl", "tagging": "GetObjectTagging"}
+@dataclass(frozen=True)
+class SubResource:
+    """One configuration sub-resource: its operations (None: S3 has no such method)."""
+
+    get: str
+    put: str | None = None
+    delete: str | None = None
+    #: (code, message) a Get answers while none is stored (404), unless ``empty`` is set.
+    missing: tuple[str, str] | None = None
+    #: The document a Get answers while none is stored (root element, body).
+    empty: tuple[str, str] | None = None
+    #: HTTP status of a successful Put (S3 answers 204 to a few of them).
+    put_status: int = 200
+    #: Configurations keyed by an ``id`` query parameter (inventory, metrics, ...).
+    by_id: str | None = None
 
 
-#: Bucket sub-resources of features not implemented at all (their reads included).
-UNIMPLEMENTED_BUCKET = frozenset({"versions", "inventory", "analytics", "metrics",
-                                  "intelligent-tiering"})
-#: Object sub-resources that can be read or deleted (nothing to delete) but not written.
-OBJECT_DELETES = {"tagging": "DeleteObjectTagging"}
-UNIMPLEMENTED_OBJECT = frozenset({"torrent", "restore", "attributes"})
+_S = SubResource
+BUCKET: dict[str, SubResource] = {
+    "acl": _S("GetBucketAcl", "PutBucketAcl"),
+    "cors": _S("GetBucketCors", "PutBucketCors", "DeleteBucketCors",
+               missing=("NoSuchCORSConfiguration", "The CORS configuration does not exist")),
+    "lifecycle": _S("GetBucketLifecycleConfiguration", "PutBucketLifecycleConfiguration",
+                    "DeleteBucketLifecycle",
+                    missing=("NoSuchLifecycleConfiguration",
+                             "The lifecycle configuration does not exist")),
+    "policy": _S("GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy",
+                 missing=("NoSuchBucketPolicy", "The bucket policy does not exist"),
+                 put_status=204),
+    "tagging": _S("GetBucketTagging", "PutBucketTagging", "DeleteBucketTagging",
+                  missing=("NoSuchTagSet", "The TagSet does not exist"), put_status=204),
+    "website": _S("GetBucketWebsite", "PutBucketWebsite", "DeleteBucketWebsite",
+                  missing=("NoSuchWebsiteConfiguration",
+                           "The specified bucket does not have a website configuration")),
+    "replication": _S("GetBucketReplication", "PutBucketReplication", "DeleteBucketReplication",
+                      missing=("ReplicationConfigurationNotFoundError",
+                               "The replication configuration was not found")),
+    "encryption": _S("GetBucketEncryption", "PutBucketEncryption", "DeleteBucketEncryption",
+                     missing=("ServerSideEncryptionConfigurationNotFoundError",
+                              "The server side encryption configuration was not found")),
+    "object-lock": _S("GetObjectLockConfiguration", "PutObjectLockConfiguration",
+                      missing=("ObjectLockConfigurationNotFoundError",
+                               "Object Lock configuration does not exist for this bucket")),
+    "publicAccessBlock": _S("GetPublicAccessBlock", "PutPublicAccessBlock",
+                            "DeletePublicAccessBlock",
+                            missing=("NoSuchPublicAccessBlockConfiguration",
+                                     "The public access block configuration was not found")),
+    "ownershipControls": _S("GetBucketOwnershipControls", "PutBucketOwnershipControls",
+                            "DeleteBucketOwnershipControls",
+                            empty=("OwnershipControls", "<Rule><ObjectOwnership>"
+                                   "BucketOwnerEnforced</ObjectOwnership></Rule>")),
+    "versioning": _S("GetBucketVersioning", "PutBucketVersioning",
+                     empty=("VersioningConfiguration", "")),
+    "logging": _S("GetBucketLogging", "PutBucketLogging", empty=("BucketLoggingStatus", "")),
+    "notification": _S("GetBucketNotificationConfiguration",
+                       "PutBucketNotificationConfiguration",
+                       empty=("NotificationConfiguration", "")),
+    "accelerate": _S("GetBucketAccelerateConfiguration", "PutBucketAccelerateConfiguration",
+                     empty=("AccelerateConfiguration", "")),
+    "requestPayment": _S("GetBucketRequestPayment", "PutBucketRequestPayment",
+                         empty=("RequestPaymentConfiguration",
+                                s3_xml.elem("Payer", "BucketOwner"))),
+    "inventory": _S("GetBucketInventoryConfiguration", "PutBucketInventoryConfiguration",
+                    "DeleteBucketInventoryConfiguration", by_id="ListBucketInventoryConfigurations"),
+    "analytics": _S("GetBucketAnalyticsConfiguration", "PutBucketAnalyticsConfiguration",
+                    "DeleteBucketAnalyticsConfiguration", by_id="ListBucketAnalyticsConfigurations"),
+    "metrics": _S("GetBucketMetricsConfiguration", "PutBucketMetricsConfiguration",
+                  "DeleteBucketMetricsConfiguration", by_id="ListBucketMetricsConfigurations"),
+    "intelligent-tiering": _S("GetBucketIntelligentTieringConfiguration",
+                              "PutBucketIntelligentTieringConfiguration",
+                              "DeleteBucketIntelligentTieringConfiguration",
+                              by_id="ListBucketIntelligentTieringConfigurations"),
+}
+OBJECT: dict[str, SubResource] = {
+    "acl": _S("GetObjectAcl", "PutObjectAcl"),
+    "tagging": _S("GetObjectTagging", "PutObjectTagging", "DeleteObjectTagging",
+                  empty=("Tagging", "<TagSet></TagSet>")),
+}
 #: Object Lock is never configured: its object settings are refused as S3 refuses them.
 _OBJECT_LOCK = frozenset({"retention", "legal-hold"})
+#: Object sub-resources with their own handlers (``s3_object_extras``), by method.
+OBJECT_EXTRAS = {("GET", "torrent"): "GetObjectTorrent", ("POST", "restore"): "RestoreObject",
+                 ("GET", "attributes"): "GetObjectAttributes"}
 
 NOT_ALLOWED = S3Error("MethodNotAllowed",
                       "The specified method is not allowed against this resource.", 405)
 
 
-def route(method: str, names: set[str], *, on_object: bool) -> tuple[str, str] | None:
-    """What a request naming configuration sub-resources is: ``("read", sub)``,
-    ``("delete", sub)``, or None when it names none; raises ``NotImplemented`` (a write, or
-    a feature the server lacks) or ``MethodNotAllowed`` (a method S3 has no such
-    operation for)."""
-    reads = OBJECT_READS if on_object else BUCKET_READS
-    deletes = OBJECT_DELETES if on_object else BUCKET_DELETES
-    lacking = UNIMPLEMENTED_OBJECT if on_object else UNIMPLEMENTED_BUCKET
+def route(method: str, names: set[str], *, on_object: bool) -> tuple[str, str, str] | None:
+    """What a request naming a configuration sub-resource is: ``(action, sub, operation)``
+    with action ``read``/``write``/``delete``/``extra``, or None when it names none; raises
+    ``MethodNotAllowed`` for a method S3 has no such operation for, and S3's own refusals
+    (ACL writes, Object Lock settings)."""
+    table = OBJECT if on_object else BUCKET
+    extras = {sub for _, sub in OBJECT_EXTRAS} if on_object else set()
     locks = _OBJECT_LOCK if on_object else frozenset()
-    found = sorted(names & (set(reads) | set(lacking) | locks))
+    found = sorted(names & (set(table) | extras | locks))
     if not found:
         return None
     sub = found[0]
+    if sub in extras:
+        operation = OBJECT_EXTRAS.get((method, sub))
+        if operation is None:
+            raise NOT_ALLOWED
+        return "extra", sub, operation
     if method not in ("GET", "PUT", "DELETE"):
         raise NOT_ALLOWED
     if sub in locks:
         raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+    entry = table[sub]
     if sub == "acl" and method == "PUT":
         # Object ownership is BucketOwnerEnforced (AWS's default): ACLs are disabled.
         raise S3Error("AccessControlListNotSupported", "The bucket does not allow ACLs")
-    if sub in lacking or method == "PUT":
-        what = "Object" if on_object else "Bucket"
-        raise S3Error("NotImplemented", f"{what} subresource {sub!r} is not implemented", 501)
     if method == "GET":
-        return "read", sub
-    if method == "DELETE" and sub in deletes:
-        return "delete", sub
+        return "read", sub, entry.get
+    if method == "PUT" and entry.put is not None:
+        return "write", sub, entry.put
+    if method == "DELETE" and entry.delete is not None:
+        return "delete", sub, entry.delete
     raise NOT_ALLOWED
 
 
@@ -113,27 +155,13 @@ def access_control_policy(owner_id: str) -> bytes:
         "<Permission>FULL_CONTROL</Permission></Grant></AccessControlList>")
 
 
-def bucket_configuration(subresource: str, owner_id: str) -> bytes:
-    """The body of a ``GET /<bucket>?<subresource>``, or the S3Error S3 answers."""
-    if subresource == "acl":
-        return access_control_policy(owner_id)
-    if subresource == "ownershipControls":
-        return s3_xml.document("OwnershipControls", "<Rule><ObjectOwnership>BucketOwnerEnforced"
-                                                    "</ObjectOwnership></Rule>")
-    if subresource == "requestPayment":
-        return s3_xml.document("RequestPaymentConfiguration", s3_xml.elem("Payer", "BucketOwner"))
-    if subresource in _EMPTY:
-        return s3_xml.document(_EMPTY[subresource], "")
-    code, message = _MISSING[subresource]
-    raise S3Error(code, message, 404)
+def unset_configuration(entry: SubResource) -> bytes:
+    """What a Get answers while nothing is stored: S3's empty document, or its 404."""
+    if entry.empty is not None:
+        return s3_xml.document(*entry.empty)
+    assert entry.missing is not None
+    raise S3Error(*entry.missing, 404)
 
 
-def object_configuration(subresource: str, owner_id: str) -> bytes:
-    """The body of a ``GET /<bucket>/<key>?acl`` or ``?tagging``."""
-    if subresource == "acl":
-        return access_control_policy(owner_id)
-    return s3_xml.document("Tagging", "<TagSet></TagSet>")
-
-
-__all__ = ["BUCKET_DELETES", "BUCKET_READS", "OBJECT_DELETES", "OBJECT_READS",
-           "bucket_configuration", "object_configuration", "route"]
+__all__ = ["BUCKET", "OBJECT", "OBJECT_EXTRAS", "SubResource", "access_control_policy",
+           "route", "unset_configuration"]

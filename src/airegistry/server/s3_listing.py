@@ -26,6 +26,21 @@ def max_items(ctx: RequestContext, name: str, default: int = 1000,
     return value if cap is None else min(value, cap)
 
 
+#: Keys are at most 1,024 UTF-8 bytes: the marker plus this many U+10FFFF (4 bytes each,
+#: the highest code point) sorts after every key that starts with the marker.
+_HIGHEST = "\U0010ffff"
+
+
+def resume_after(marker: str | None, prefix: str, delimiter: str | None) -> str | None:
+    """Where a listing resumes after ``marker``: past every key below it when it is a
+    common prefix of this listing (S3 hands those back as markers), else just after it."""
+    if not marker or not delimiter or not marker.startswith(prefix):
+        return marker or None
+    if not marker.endswith(delimiter) or delimiter not in marker[len(prefix):]:
+        return marker
+    return marker + _HIGHEST * ((1024 - len(marker.encode("utf-8"))) // 4 + 1)
+
+
 class S3Listings:
     objects: Any
     config: Any
@@ -50,9 +65,10 @@ class S3Listings:
         else:
             token = None
             start_after = ctx.query_value("marker") or None
+        after = start_after if v2 else resume_after(start_after, prefix, delimiter)
         result = await run_sync(lambda: self.objects.list_objects(
             bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
-            continuation_token=token, start_after=start_after))
+            continuation_token=token, start_after=after))
         if v2:
             body = s3_xml.list_objects_v2(
                 bucket=bucket, result=result, prefix=prefix, delimiter=delimiter,

@@ -275,6 +275,56 @@ class BlobStore(ABC):
     ) -> PartInfo:
         """Store one part (1..10,000); digests as for ``put_object``. ``NoSuchUpload``."""
 
+    def upload_part_copy(
+        self,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        *,
+        byte_range: tuple[int, int] | None = None,
+        if_match: str | None = None,
+    ) -> PartInfo:
+        """UploadPartCopy: bytes ``first..last`` (inclusive; the whole object when None) of
+        an existing object become part ``part_number`` of an upload.
+
+        The range must lie inside the source (``InvalidArgument``, as S3 answers); the
+        source is streamed through ``upload_part``, so the part is checked and stored like
+        any other, and a full-object copy is verified against the source's sha256 (a
+        corrupt source is ``CorruptObjectError`` and no part is stored). ``if_match`` is
+        ``x-amz-copy-source-if-match`` (``PreconditionFailed``).
+        """
+        from airegistry.storage.blobs.errors import InvalidArgument, NoSuchUpload
+
+        # An unknown upload is reported before the source is read (S3 checks it first).
+        if not self._has_upload(bucket, key, upload_id):
+            raise NoSuchUpload(f"The specified upload does not exist: {upload_id}",
+                               bucket=bucket, key=key, details={"UploadId": upload_id})
+        source = self.head_object(src_bucket, src_key)
+        if byte_range is not None:
+            first, last = byte_range
+            if not 0 <= first <= last < source.size:
+                raise InvalidArgument(
+                    f"Range specified is not valid for source object of size: {source.size}",
+                    bucket=src_bucket, key=src_key,
+                    details={"ArgumentName": "x-amz-copy-source-range"})
+        _, stream = self.open_object(src_bucket, src_key, byte_range=byte_range,
+                                     if_match=if_match, verify=True)
+        with stream:
+            return self.upload_part(bucket, key, upload_id, part_number, stream)
+
+    def _has_upload(self, bucket: str, key: str, upload_id: str) -> bool:
+        """Whether ``upload_id`` is an upload of ``key`` in progress (``NoSuchUpload`` check)."""
+        from airegistry.storage.blobs.errors import NoSuchUpload
+
+        try:
+            self.list_parts(bucket, key, upload_id)
+        except NoSuchUpload:
+            return False
+        return True
+
     @abstractmethod
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         """The parts received so far, by part number. ``NoSuchUpload``."""

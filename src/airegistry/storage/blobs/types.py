@@ -31,6 +31,9 @@ class ObjectInfo:
     content_type: str
     metadata: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)  # {"CRC32": "<base64>"}
+    #: Sizes of the parts a multipart upload assembled the object from, in part order;
+    #: empty for an object written in one piece (or listed, where stores do not read it).
+    part_sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

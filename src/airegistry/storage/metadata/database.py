@@ -139,14 +139,20 @@ class Database:
         with self.read() as conn:
             return conn.execute(statement, args).first()
 
-    def serialize_claims(self, conn: Connection, key: int) -> None:
-        """Make concurrent claim transactions of ``key`` take turns (PostgreSQL).
+    def serialize(self, conn: Connection, key: int | str) -> None:
+        """Make concurrent write transactions naming ``key`` take turns (PostgreSQL).
 
-        SQLite's ``BEGIN IMMEDIATE`` already serialises writers; on PostgreSQL a
-        transaction-scoped advisory lock does, so counts read inside the claim (running
-        imports per hub) cannot be raced past.
+        SQLite's ``BEGIN IMMEDIATE`` already serialises writers. On PostgreSQL a
+        transaction-scoped advisory lock does, so a count read after it (running imports
+        per hub, versions still using an object) cannot be raced past by another
+        transaction doing the same: under READ COMMITTED each statement sees what the
+        lock's previous holder committed. A text key is hashed by the server.
         """
-        if self.is_postgresql:
+        if not self.is_postgresql:
+            return
+        if isinstance(key, str):
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+        else:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     def dispose(self) -> None:

@@ -195,6 +195,8 @@ class HubRepository:
         ts = now()
         with self.db.write() as conn:
             _require_hub(conn, hub)
+            if values.get("owned_bucket") and values.get("owned_key"):
+                self._serialize_object(conn, values["owned_bucket"], values["owned_key"])
             if job_kind:
                 active = conn.execute(select(func.count()).select_from(jobs).where(
                     jobs.c.hub_name == hub, jobs.c.state.in_(ACTIVE_JOB_STATES))).scalar_one()
@@ -242,22 +244,41 @@ class HubRepository:
         """Delete a version; returns it and the registry-owned object no version uses now.
 
         ``StillImporting`` while its import runs (its job would write to a deleted row).
+        The returned object is only a candidate: delete it with ``collect_unreferenced``,
+        which checks again under the object's lock (a new version may have named it since).
         """
         with self.db.write() as conn:
             _require_hub(conn, hub)
             row = _require_content(conn, hub, content_type, name, version)
             if row.status == "Importing":
                 raise StillImporting(row)
+            owned = (row.owned_bucket, row.owned_key) if row.owned_bucket and row.owned_key else None
+            if owned:
+                # Two versions sharing one object, deleted at once: without turns, each
+                # would count the other (not yet committed) and neither would free it.
+                self._serialize_object(conn, *owned)
             conn.execute(delete(jobs).where(jobs.c.content_id == row.id))
             conn.execute(delete(hub_contents).where(hub_contents.c.id == row.id))
-            orphan = None
-            if row.owned_bucket and row.owned_key:
-                still_used = conn.execute(select(func.count()).select_from(hub_contents).where(
-                    hub_contents.c.owned_bucket == row.owned_bucket,
-                    hub_contents.c.owned_key == row.owned_key)).scalar_one()
-                if not still_used:
-                    orphan = (row.owned_bucket, row.owned_key)
-        return row, orphan
+            if owned and _versions_using(conn, *owned):
+                owned = None
+        return row, owned
+
+    def collect_unreferenced(self, bucket: str, key: str, remove: Callable[[], None]) -> bool:
+        """Run ``remove`` (delete the object) if no version names ``bucket``/``key``.
+
+        Holds the object's turn while checking and removing, so a version inserted
+        concurrently either is seen (nothing removed) or is inserted after the object is
+        gone (its import then fails on the missing object, as for any missing source).
+        """
+        with self.db.write() as conn:
+            self._serialize_object(conn, bucket, key)
+            if _versions_using(conn, bucket, key):
+                return False
+            remove()
+        return True
+
+    def _serialize_object(self, conn: Connection, bucket: str, key: str) -> None:
+        self.db.serialize(conn, f"owned-object:{bucket}/{key}")
 
     def page_contents(self, hub: str, content_type: str, filters: ContentFilter, *,
                       name: str | None, latest_only: bool, sort_by: str | None,
@@ -353,6 +374,11 @@ class HubRepository:
             return out, None
         out = out[:limit]
         return out, [getattr(out[-1], k.name) for k in keys]
+
+
+def _versions_using(conn: Connection, bucket: str, key: str) -> int:
+    return conn.execute(select(func.count()).select_from(hub_contents).where(
+        hub_contents.c.owned_bucket == bucket, hub_contents.c.owned_key == key)).scalar_one()
 
 
 def _require_hub(conn: Connection, name: str) -> Row:

@@ -57,7 +57,7 @@ class JobRepository:
         """
         claimed: list[tuple[int, str, int]] = []
         with self.db.write() as conn:
-            self.db.serialize_claims(conn, _CLAIM_LOCK)
+            self.db.serialize(conn, _CLAIM_LOCK)
             candidates = conn.execute(
                 select(jobs)
                 .where(or_(jobs.c.state == "queued",

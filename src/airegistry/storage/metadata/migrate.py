@@ -19,7 +19,7 @@ from sqlalchemy import inspect, text
 
 from airegistry.storage.metadata.database import Database
 
-HEAD_REVISION = "0003_training_jobs"
+HEAD_REVISION = "0004_s3_configs"
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 _PG_LOCK_ID = 0x41495245  # "AIRE"
 

@@ -151,6 +151,20 @@ training_jobs = Table(
 )
 
 
+# S3 configuration documents (PutBucketPolicy, PutBucketTagging, PutObjectTagging, ...);
+# owned by the server's S3 configuration handler. ``object_key`` is "" for a bucket's own.
+s3_configs = Table(
+    "s3_configs",
+    metadata,
+    Column("bucket", String(63), primary_key=True),
+    Column("object_key", String(1024), primary_key=True),
+    Column("subresource", String(512), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("stamp", String(128), nullable=False),
+    Column("modified_at", Float, nullable=False),
+)
+
+
 def now() -> float:
     """Timestamps are stored as epoch seconds: sortable, exact, and free of SQLite's naive datetimes."""
     return time.time()

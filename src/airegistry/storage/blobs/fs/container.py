@@ -80,6 +80,7 @@ def info_from_trailer(bucket: str, key: str, doc: dict[str, Any]) -> ObjectInfo:
             content_type=str(doc["content_type"]),
             metadata=dict(doc.get("metadata") or {}),
             checksums=dict(doc.get("checksums") or {}),
+            part_sizes=tuple(int(n) for n in doc.get("part_sizes") or ()),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptObjectError(

@@ -348,6 +348,7 @@ class MultipartMixin:
                     "metadata": doc.get("metadata") or {},
                     "checksums": checksums,
                     "last_modified": stamp.isoformat(),
+                    "part_sizes": [p[2] for p in opened],
                 }
 
             w = assemble_parts(self._temp_name("obj"), bucket, key, upload_id, opened, trailer)

@@ -29,6 +29,40 @@ from airegistry.storage.blobs.types import (
 )
 from airegistry.storage.blobs.uploads import page_uploads
 
+PART_SIZES_META = "air-part-sizes"
+#: Longest run-length encoding of part sizes kept in the object's metadata (S3 allows 2 KiB
+#: of metadata in all; uploads of equal parts but the last encode in a few bytes).
+MAX_PART_SIZES_TEXT = 1024
+
+
+def encode_part_sizes(sizes: tuple[int, ...]) -> str | None:
+    """``8388608*99,1234``: runs of equal sizes; None when too long to keep in metadata."""
+    runs: list[list[int]] = []
+    for size in sizes:
+        if runs and runs[-1][0] == size:
+            runs[-1][1] += 1
+        else:
+            runs.append([size, 1])
+    text = ",".join(f"{size}*{count}" if count > 1 else str(size) for size, count in runs)
+    return text if text and len(text) <= MAX_PART_SIZES_TEXT else None
+
+
+def decode_part_sizes(text: str | None) -> tuple[int, ...]:
+    """The sizes ``encode_part_sizes`` wrote; () for anything else (a hand-edited object)."""
+    if not text:
+        return ()
+    sizes: list[int] = []
+    try:
+        for run in text.split(","):
+            size, _, count = run.partition("*")
+            n = int(count) if count else 1
+            if not 1 <= n <= MAX_PART_NUMBER or len(sizes) + n > MAX_PART_NUMBER:
+                return ()
+            sizes += [int(size)] * n
+    except ValueError:
+        return ()
+    return tuple(sizes) if all(s >= 0 for s in sizes) else ()
+
 
 class S3MultipartMixin:
     """The multipart operations of ``S3BlobStore`` (which provides the helpers below)."""
@@ -104,19 +138,28 @@ class S3MultipartMixin:
             raise E.InvalidPartOrder("The list of parts was not in ascending order.",
                                      bucket=bucket, key=key, details={"UploadId": upload_id})
         listed = [{"PartNumber": n, "ETag": f'"{str(e).strip(chr(34))}"'} for n, e in parts]
+        # The part layout is recorded on the object (S3's own is lost when the object is
+        # copied onto itself to record its sha256, below).
+        received = {p.part_number: p.size for p in self.list_parts(bucket, key, upload_id)}
+        sizes = tuple(received.get(n, 0) for n in numbers)
         self._call(f"s3://{bucket}/{key}", self.client.complete_multipart_upload,
                    Bucket=self.bucket, Key=real, UploadId=upload_id,
                    MultipartUpload={"Parts": listed}, bucket=bucket, key=key)
-        return self._record_after_assembly(bucket, key)
+        return self._record_after_assembly(bucket, key, sizes)
 
-    def _record_after_assembly(self, bucket: str, key: str) -> ObjectInfo:
-        """Read the assembled object once for its sha256, then record it on the object."""
+    def _record_after_assembly(self, bucket: str, key: str,
+                               part_sizes: tuple[int, ...]) -> ObjectInfo:
+        """Read the assembled object once for its sha256, then record it on the object
+        (with the sizes of its parts, for GetObject ``partNumber``)."""
         info = self.head_object(bucket, key)
         meta = dict(info.metadata)
         algorithm = meta.pop("air-multipart-checksum", None)
         _, stream = self.open_object(bucket, key, verify=False)
         with stream, spooled(stream, algorithm, self.spool_dir) as digests:
             meta = self._record(meta, digests)
+        encoded = encode_part_sizes(part_sizes)
+        if encoded is not None and sum(part_sizes) == info.size:
+            meta[PART_SIZES_META] = encoded
         self._copy_in_place(bucket, key, bucket, key, meta, info.content_type, info.etag)
         return self.head_object(bucket, key)
 

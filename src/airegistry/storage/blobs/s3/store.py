@@ -8,7 +8,8 @@
 so several registries can share one real bucket under different prefixes, and nothing
 but the store's own objects live in its prefix. Every object written through the store
 records the sha256 of its bytes in the user metadata ``air-sha256`` (and any flexible
-checksum as ``air-checksum-<alg>``); those names are hidden from ``ObjectInfo.metadata``.
+checksum as ``air-checksum-<alg>``, and a multipart object's part sizes, run-length
+encoded, as ``air-part-sizes``); those names are hidden from ``ObjectInfo.metadata``.
 
 What differs from the filesystem store, by the nature of S3: ranged reads are not
 verified (there is no per-block record); listings leave ``ObjectInfo.sha256`` empty
@@ -41,7 +42,11 @@ from airegistry.storage.blobs.names import (
     validate_metadata,
 )
 from airegistry.storage.blobs.s3.client import is_not_found, make_client, translate
-from airegistry.storage.blobs.s3.multipart import S3MultipartMixin
+from airegistry.storage.blobs.s3.multipart import (
+    PART_SIZES_META,
+    S3MultipartMixin,
+    decode_part_sizes,
+)
 from airegistry.storage.blobs.s3.reader import S3ObjectStream
 from airegistry.storage.blobs.s3.spool import Spooled, hash_file, spooled
 from airegistry.storage.blobs.store import BlobStore, Checksum
@@ -289,7 +294,8 @@ class S3BlobStore(S3MultipartMixin, BlobStore):
         raw = {k.lower(): v for k, v in (response.get("Metadata") or {}).items()}
         checksums = {k[len(CHECKSUM_META):].upper(): v for k, v in raw.items()
                      if k.startswith(CHECKSUM_META)}
-        meta = {k: v for k, v in raw.items() if k != SHA_META and not k.startswith(CHECKSUM_META)}
+        meta = {k: v for k, v in raw.items() if k not in (SHA_META, PART_SIZES_META)
+                and not k.startswith(CHECKSUM_META)}
         size = response.get("ContentLength", 0)
         if "ContentRange" in response:
             size = int(str(response["ContentRange"]).rsplit("/", 1)[1])
@@ -299,6 +305,7 @@ class S3BlobStore(S3MultipartMixin, BlobStore):
             sha256=raw.get(SHA_META, ""), last_modified=modified.astimezone(timezone.utc),
             content_type=response.get("ContentType") or "binary/octet-stream",
             metadata=meta, checksums=checksums,
+            part_sizes=decode_part_sizes(raw.get(PART_SIZES_META)),
         )
 
     def _missing(self, exc: BaseException, bucket: str, key: str) -> E.BlobStoreError:
