@@ -4,8 +4,8 @@ One run starts three servers as subprocesses on free ports:
 
   ours   ``airegistry server --home <tmp> --workers N`` with a fresh access key (SigV4 on);
   moto   ``python -m moto.server`` (the anchor the issue names; no auth);
-  floor  this file with ``--serve-floor PORT``: a minimal Starlette app on the same uvicorn
-         stack that answers every POST with a canned, valid DescribeHubContent or
+  floor  ``floor_app`` served by ``_stacks.py``: a minimal Starlette app on the same stack
+         as ours (``--stack``) that answers every POST with a canned, valid DescribeHubContent or
          ListHubContents response. It does no work, so it is the client-side floor: what
          boto3 itself costs per call on this machine.
 
@@ -69,6 +69,7 @@ from _server_bench_support import (
     run_parallel,
     start_server,
 )
+from _stacks import STACKS, launcher_argv
 
 HUB = "bench-hub"
 CONTENT_TYPE = "JsonDoc"
@@ -77,6 +78,10 @@ PAGE = 100
 DESCRIBE_INDEX = 42
 BUCKET = "bench-s3"
 MB = 1024 * 1024
+FLOOR_ITEMS_ENV = "BENCH_FLOOR_ITEMS"
+#: The stack ours and the floor run on unless --stack says otherwise: what
+#: ``airegistry server`` uses by default.
+DEFAULT_STACK = "uvicorn-httptools"
 
 ANCHORS = """\
 Anchors from issue #5 (measured earlier on this machine, for context):
@@ -140,13 +145,12 @@ def _floor_summary(i: int) -> dict[str, Any]:
     }
 
 
-def serve_floor(port: int, items: int) -> None:
+def floor_app(items: int) -> Any:
     """Answer every POST with precomputed bytes: no validation, no storage, no signing check.
 
     ListHubContents pages are addressed by ``NextToken`` ``p<page>``; the body is parsed
     only to find that token, which any real server must do too.
     """
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -176,8 +180,12 @@ def serve_floor(port: int, items: int) -> None:
         await request.body()
         return Response(describe, media_type=ctype, headers=headers)
 
-    app = Starlette(routes=[Route("/", endpoint, methods=["GET", "POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return Starlette(routes=[Route("/", endpoint, methods=["GET", "POST"])])
+
+
+def floor_app_from_env() -> Any:
+    """``floor_app`` for ``_stacks.py`` (the item count comes in ``BENCH_FLOOR_ITEMS``)."""
+    return floor_app(int(os.environ.get(FLOOR_ITEMS_ENV, "1000")))
 
 
 # -- starting the three servers -----------------------------------------------------------
@@ -215,12 +223,29 @@ def start_ours(tmp: Path, args: argparse.Namespace) -> tuple[ServerProcess, Endp
             print(f"!! could not create an access key ({exc}); falling back to --no-auth")
             auth = False
     port = free_port()
-    argv = [*airegistry_argv(), "server", "--home", str(home), "--port", str(port),
-            "--workers", str(args.workers), "--log-level", args.server_log_level]
-    if not auth:
-        argv.append("--no-auth")
-    server = start_server("ours", argv, port, tmp, ready_path="/healthz")
+    server = start_ours_on(args.stack, home, port, tmp, auth=auth, workers=args.workers,
+                           log_level=args.server_log_level)
     return server, Endpoint("ours", server.endpoint, key_id, secret), auth
+
+
+def start_ours_on(stack: str, home: Path, port: int, tmp: Path, *, auth: bool,
+                  workers: int = 1, log_level: str = "info",
+                  name: str = "ours") -> ServerProcess:
+    """Our server over ``home`` on ``stack``: ``airegistry server`` for the uvicorn stacks
+    (with the connection guard it ships with), the app factory on the others."""
+    uvicorn_opts = STACKS[stack]
+    if uvicorn_opts is not None:
+        http, loop = uvicorn_opts
+        argv = [*airegistry_argv(), "server", "--home", str(home), "--port", str(port),
+                "--workers", str(workers), "--log-level", log_level, "--http", http,
+                "--loop", loop]
+        if not auth:
+            argv.append("--no-auth")
+        return start_server(name, argv, port, tmp, ready_path="/healthz")
+    env = {"AIREGISTRY_SERVER_HOME": str(home),
+           "AIREGISTRY_SERVER_NO_AUTH": "0" if auth else "1"}
+    return start_server(name, launcher_argv(stack, port, "airegistry.server.compose:app_factory"),
+                        port, tmp, ready_path="/healthz", env=env)
 
 
 def start_moto(tmp: Path) -> tuple[ServerProcess, Endpoint]:
@@ -230,11 +255,11 @@ def start_moto(tmp: Path) -> tuple[ServerProcess, Endpoint]:
     return server, Endpoint("moto", server.endpoint, "testing", "testing")
 
 
-def start_floor(tmp: Path, items: int) -> tuple[ServerProcess, Endpoint]:
+def start_floor(tmp: Path, items: int, stack: str = DEFAULT_STACK,
+                name: str = "floor") -> tuple[ServerProcess, Endpoint]:
     port = free_port()
-    server = start_server("floor", [sys.executable, str(Path(__file__).resolve()),
-                                    "--serve-floor", str(port), "--items", str(items)],
-                          port, tmp)
+    server = start_server(name, launcher_argv(stack, port, "bench_server:floor_app_from_env"),
+                          port, tmp, env={FLOOR_ITEMS_ENV: str(items)})
     return server, Endpoint("floor", server.endpoint, "testing", "testing")
 
 
@@ -404,7 +429,7 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
     width = max(len(r[0]) for r in rows) + 2
     print()
     print(f"airegistry server benchmark: {args.items:,} items, {args.duration:g} s windows, "
-          f"{n} client processes, best of {args.rounds}, S3 {args.s3_mb} MB, ours --workers {args.workers}, "
+          f"{n} client processes, best of {args.rounds}, S3 {args.s3_mb} MB, ours --workers {args.workers}, stack {args.stack}, "
           f"auth {'SigV4 on' if auth else 'OFF (--no-auth)'}, {os.cpu_count()} CPUs, "
           f"load avg {args.load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     print(f"{'measurement':<{width}}" + "".join(f"{x:>12}" for x in names))
@@ -495,8 +520,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (server logs) and print its path")
     parser.add_argument("--json-out", type=Path, default=None, help="also write results as JSON")
-    parser.add_argument("--serve-floor", type=int, default=None, metavar="PORT",
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--stack", choices=sorted(STACKS), default=DEFAULT_STACK,
+                        help="HTTP stack of ours and the floor (default %(default)s, what "
+                             "`airegistry server` uses; compare them with bench_stacks.py)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.items = args.items if args.items is not None else (1000 if quick else 10_000)
@@ -535,7 +561,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                 servers.append(server)
                 started["moto"] = (server, endpoint)
             if "floor" in wanted:
-                server, endpoint = start_floor(tmp, args.items)
+                server, endpoint = start_floor(tmp, args.items, args.stack)
                 servers.append(server)
                 started["floor"] = (server, endpoint)
             print(f"servers up in {time.perf_counter() - t0:.1f} s: " + ", ".join(
@@ -622,9 +648,6 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.serve_floor is not None:
-        serve_floor(args.serve_floor, args.items)
-        return 0
     # explicit, because a shell starting us in the background leaves SIGINT ignored
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)

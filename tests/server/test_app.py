@@ -92,9 +92,13 @@ class FakeLambda:
         await send({"type": "http.response.body", "body": out})
 
 
+FAKE_REQUEST_ID = "3f0c2a9e-0000-4000-8000-00000000abcd"
+
+
 def _fake_sagemaker(target: str | None, body: bytes) -> tuple[int, dict[str, str], bytes]:
     if target == "SageMaker.ListHubs":
-        return 200, {"Content-Type": "application/x-amz-json-1.1"}, b'{"HubSummaries": []}'
+        return 200, {"Content-Type": "application/x-amz-json-1.1",
+                     "x-amzn-RequestId": FAKE_REQUEST_ID}, b'{"HubSummaries": []}'
     return 400, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
         {"__type": "UnknownOperationException", "message": f"unknown {target}"}).encode()
 
@@ -124,6 +128,22 @@ def test_signed_dispatch_by_credential_scope(plugged: Any) -> None:
     s3 = server.client("s3")
     s3.create_bucket(Bucket="plugged")
     assert s3.list_buckets()["Buckets"][0]["Name"] == "plugged"
+
+
+def test_access_log_names_the_request_id_the_client_got(
+        plugged: Any, access_log: pytest.LogCaptureFixture) -> None:
+    from botocore.exceptions import ClientError
+
+    server, _ = plugged
+    sm = server.client("sagemaker")
+    # the handler's own id (the hub's), and the server's when the handler gives none
+    assert sm.list_hubs()["ResponseMetadata"]["RequestId"] == FAKE_REQUEST_ID
+    with pytest.raises(ClientError) as err:
+        sm.describe_hub(HubName="h")
+    failed = err.value.response["ResponseMetadata"]["RequestId"]
+    records = [json.loads(line) for line in wait_for_log(access_log, '"DescribeHub"')]
+    ids = {r["operation"]: r["request_id"] for r in records if r["service"] == "sagemaker"}
+    assert ids["ListHubs"] == FAKE_REQUEST_ID and ids["DescribeHub"] == failed
 
 
 def test_sagemaker_errors_pass_through(plugged: Any) -> None:

@@ -18,6 +18,14 @@ from airegistry.server.compose import HOME_ENV, NO_AUTH_ENV
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+#: uvicorn protocol classes with the header deadline and connection cap (server.connections).
+HTTP_PROTOCOLS = {
+    "h11": "airegistry.server.connections:GuardedH11Protocol",
+    "httptools": "airegistry.server.connections:GuardedHttpToolsProtocol",
+}
+DEFAULT_HTTP = "httptools"
+DEFAULT_LOOP = "asyncio"
+
 
 def add_server_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -50,6 +58,11 @@ def add_server_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--header-timeout", type=float, default=None, metavar="SECONDS",
                         help="time a client has to send complete request headers, on a new "
                              "connection and between requests (default 15)")
+    parser.add_argument("--http", choices=sorted(HTTP_PROTOCOLS), default=DEFAULT_HTTP,
+                        help="HTTP/1.1 parser: httptools (llhttp, C) or h11 (pure Python); "
+                             f"both carry the connection limits (default {DEFAULT_HTTP})")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default=DEFAULT_LOOP,
+                        help=f"event loop (default {DEFAULT_LOOP}; uvloop must be installed)")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(func=run_server)
@@ -148,8 +161,8 @@ def run_server(args: argparse.Namespace) -> int:
     common: dict[str, Any] = {
         "host": args.host, "port": args.port, "log_config": _log_config(args.log_level),
         "access_log": False, "timeout_graceful_shutdown": 30, "lifespan": "on",
-        # uvicorn's h11 protocol with a header deadline and a connection cap
-        "http": "airegistry.server.connections:GuardedH11Protocol",
+        # uvicorn's protocol with a header deadline and a connection cap
+        "http": HTTP_PROTOCOLS[args.http], "loop": args.loop,
         "backlog": listen_backlog(),
     }
     if args.workers == 1:

@@ -416,8 +416,11 @@ class AiRegistryApp:
         finally:
             request_origin.reset(origin)
         hdrs = list(headers.items())
-        if not any(k.lower() == "x-amzn-requestid" for k in headers):
+        given = next((v for k, v in headers.items() if k.lower() == "x-amzn-requestid"), None)
+        if given is None:
             hdrs.append(("x-amzn-RequestId", ctx.request_id))
+        else:
+            ctx.request_id = given  # the access log names the id the client was given
         if status >= 400:
             with contextlib.suppress(ValueError, AttributeError):
                 ctx.error_code = str(json.loads(out).get("__type"))

@@ -40,6 +40,7 @@ from collections import OrderedDict
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("airegistry.server")
 
@@ -53,6 +54,13 @@ _ACCEPT_ERROR = "socket.accept() out of system resource"
 
 _REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
             b"Connection: close\r\nContent-Length: 30\r\n\r\nToo many connections; retry.\r\n")
+#: Most bytes of request headers accepted (h11's own limit, applied to httptools too).
+MAX_HEADER_BYTES = 16 * 1024
+#: Seconds a connection refused with 431 keeps discarding input before it is closed.
+REFUSAL_LINGER = 1.0
+_HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                      b"Content-Type: text/plain\r\nConnection: close\r\n"
+                      b"Content-Length: 33\r\n\r\nRequest header fields too large\r\n")
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
               b"Connection: close\r\nContent-Length: 0\r\n\r\n")
 
@@ -177,37 +185,37 @@ def guard_metrics_text() -> str:
     return _GUARD.metrics_text() if _GUARD is not None else ""
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol under the process's ``ConnectionGuard``."""
+class _Guarded:
+    """The guard's bookkeeping, shared by the h11 and httptools protocol classes.
+
+    A subclass provides ``_partial_request()`` (bytes of a next request have arrived but
+    its headers are not complete); the protocol's own ``cycle``, ``transport`` and
+    ``loop`` attributes are used as uvicorn defines them for both classes.
+    """
 
     _guard: ConnectionGuard | None = None
     _deadline: asyncio.TimerHandle | None = None
+    cycle: Any
+    transport: Any
+    loop: Any
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def _admit(self, transport: asyncio.Transport) -> bool:
         guard = current_guard()
         if not guard.admit(self):
             transport.write(_REFUSED)
             transport.close()
-            return
+            return False
         self._guard = guard
         self._track()
+        return True
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _release(self) -> None:
         self._cancel_deadline()
         if self._guard is not None:
             self._guard.release(self)
-        super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._track()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._track()
-
-    # -- state -----------------------------------------------------------------------------
+    def _partial_request(self) -> bool:
+        raise NotImplementedError
 
     def _in_request(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
@@ -236,8 +244,7 @@ class GuardedH11Protocol(H11Protocol):
             return
         if self._guard is not None:
             self._guard.header_timeouts += 1
-        partial, _ = self.conn.trailing_data
-        if partial:
+        if self._partial_request():
             self.transport.write(_TIMED_OUT)
         self.transport.close()
 
@@ -247,6 +254,97 @@ class GuardedH11Protocol(H11Protocol):
         self._cancel_deadline()
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class GuardedH11Protocol(_Guarded, H11Protocol):
+    """uvicorn's h11 protocol under the process's ``ConnectionGuard``.
+
+    h11 itself refuses request headers over 16 KiB (``400``)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._admit(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._track()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._track()
+
+    def _partial_request(self) -> bool:
+        partial, _ = self.conn.trailing_data
+        return bool(partial)
+
+
+class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
+    """uvicorn's httptools (llhttp) protocol under the ``ConnectionGuard``, plus a header cap.
+
+    llhttp puts no bound on the size of a request's headers (h11 stops at 16 KiB), so this
+    class counts the bytes that arrive while a request's headers are incomplete and answers
+    ``431`` once they pass ``MAX_HEADER_BYTES``. Bytes of the read in which a request
+    begins are not counted (part of that read may be the previous request's body), so the
+    bound is ``MAX_HEADER_BYTES`` plus one socket read: memory stays bounded and a
+    well-formed request is never refused.
+    """
+
+    _in_headers = False  # a request has begun and its headers are not complete
+    _refused = False
+    _header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._admit(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # lingering after a 431: the rest of the request is discarded
+        counting = self._in_headers
+        super().data_received(data)
+        if self._in_headers and counting:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                self._refuse_headers()
+                return
+        self._track()
+
+    def _refuse_headers(self) -> None:
+        """Answer 431 and close: half-close first and discard what still arrives for a
+        moment, since closing with unread bytes makes the kernel reset the connection,
+        and the reset can overtake the answer on its way to the client."""
+        self._refused = True
+        self._cancel_deadline()
+        self.transport.write(_HEADERS_TOO_LARGE)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(REFUSAL_LINGER, self.transport.close)
+        else:
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._header_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._track()
+
+    def _partial_request(self) -> bool:
+        return self._in_headers
 
 
 class _AcceptErrorLimiter:
@@ -284,6 +382,7 @@ def limit_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 
 __all__ = [
     "GuardedH11Protocol",
+    "GuardedHttpToolsProtocol",
     "configure_guard",
     "current_guard",
     "default_max_connections",

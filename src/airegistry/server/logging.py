@@ -6,7 +6,8 @@ presigned URLs carry signatures in the query and bodies may carry anything.
 
 This runs once per request on the event loop, so it is kept cheap: the line is
 encoded with msgspec (an order of magnitude faster than ``json.dumps``) and the
-second-resolution timestamp is formatted once per second, not once per request.
+second-resolution timestamp is formatted once per second, not once per request, and
+the record is handed to the handlers without logging's caller lookup.
 """
 
 from __future__ import annotations
@@ -64,4 +65,7 @@ def format_access_line(ctx: RequestContext) -> str:
 
 def log_access(ctx: RequestContext) -> None:
     if _log.isEnabledFor(logging.INFO):
-        _log.info(format_access_line(ctx))
+        # makeRecord + handle is what ``_log.info`` does minus the caller lookup (a stack
+        # walk for a file name and line the access format never shows): half the cost
+        _log.handle(_log.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0,
+                                    format_access_line(ctx), None, None))

@@ -24,6 +24,9 @@ from typing import Any
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.sql import Select
+
+from airegistry.storage.metadata.point_reads import SqlitePointReads
 
 DATABASE_URL_ENV = "AIREGISTRY_DATABASE_URL"
 
@@ -52,8 +55,13 @@ class Database:
             if self.is_postgresql:
                 kwargs["connect_args"] = {"connect_timeout": 10}
         self.engine: Engine = create_engine(url, **kwargs)
+        self._point_reads: SqlitePointReads | None = None
         if self.is_sqlite:
             self._configure_sqlite(busy_timeout_ms)
+            path = parsed.database
+            if path and path != ":memory:" and not parsed.query:
+                self._point_reads = SqlitePointReads(path, self.engine, busy_timeout_ms,
+                                                     self.unavailable)
 
     @property
     def is_local(self) -> bool:
@@ -120,6 +128,17 @@ class Database:
     def write(self) -> contextlib.AbstractContextManager[Connection]:
         return self._transaction(write=True)
 
+    def first(self, statement: Select[Any], args: dict[str, Any]) -> Any | None:
+        """The first row of a point read (a SELECT of plain columns by an index), or None.
+
+        On a local SQLite file this skips SQLAlchemy's connection and transaction
+        handling (``point_reads``); rows have the same attribute names either way.
+        """
+        if self._point_reads is not None:
+            return self._point_reads.first(statement, args)
+        with self.read() as conn:
+            return conn.execute(statement, args).first()
+
     def serialize(self, conn: Connection, key: int | str) -> None:
         """Make concurrent write transactions naming ``key`` take turns (PostgreSQL).
 
@@ -137,6 +156,8 @@ class Database:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     def dispose(self) -> None:
+        if self._point_reads is not None:
+            self._point_reads.close()
         self.engine.dispose()
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -81,6 +81,15 @@ class HubFilter:
 
 # Built once: deriving an alias's column collection costs more than running the query.
 _NEWER = hub_contents.alias("newer")
+#: What a listing shows of each version (HubContentInfo): every column but the large ones a
+#: summary never reads; the document only of ModelReference rows, whose reference it holds.
+_SUMMARY_OMITS = frozenset({"document", "markdown", "tags", "stats", "failure_reason",
+                            "owned_bucket", "owned_key"})
+_SUMMARY_COLUMNS = [
+    *(col for col in hub_contents.c if col.name not in _SUMMARY_OMITS),
+    case((hub_contents.c.content_type == "ModelReference", hub_contents.c.document),
+         else_=None).label("document"),
+]
 # The hot reads are built once with bind parameters: constructing a statement costs
 # several times what SQLite needs to answer it.
 _HUB_BY_NAME = select(hubs).where(hubs.c.name == bindparam("hub"))
@@ -116,8 +125,7 @@ class HubRepository:
     # -- hubs ------------------------------------------------------------------------------
 
     def get_hub(self, name: str) -> Row | None:
-        with self.db.read() as conn:
-            return conn.execute(_HUB_BY_NAME, {"hub": name}).first()
+        return self.db.first(_HUB_BY_NAME, {"hub": name})
 
     def insert_hub(self, **values: Any) -> None:
         ts = now()
@@ -166,13 +174,13 @@ class HubRepository:
                     version: Version | None) -> Row | None:
         """One version, or the latest when ``version`` is None; ``HubNotFound`` if no hub."""
         args: dict[str, Any] = {"hub": hub, "ctype": content_type, "name": name}
-        with self.db.read() as conn:
-            if version is not None:
-                args["major"], args["minor"], args["patch"] = version
-                row = conn.execute(_CONTENT_VERSION, args).first()
-            else:
-                row = conn.execute(_CONTENT_LATEST, args).first()
-            if row is None:
+        if version is not None:
+            args["major"], args["minor"], args["patch"] = version
+            row = self.db.first(_CONTENT_VERSION, args)
+        else:
+            row = self.db.first(_CONTENT_LATEST, args)
+        if row is None:
+            with self.db.read() as conn:
                 _require_hub(conn, hub)  # a missing hub is the better error
         return row
 
@@ -279,12 +287,14 @@ class HubRepository:
                       ) -> tuple[list[Row], list[Any] | None]:
         """A page of versions: the latest of each name, or every version of ``name``.
 
-        ``sort_by`` None means version order. ``keep`` filters rows after the query
+        Rows carry the summary columns only (``_SUMMARY_COLUMNS``: no markdown, tags or
+        stats; the document only of ModelReference rows). ``sort_by`` None means version
+        order. ``keep`` filters rows after the query
         (for conditions SQL cannot express); the page is still ``limit`` rows.
         Returns the rows and the sort key of the last one when there are more.
         """
         c = hub_contents.c
-        query = select(hub_contents).where(c.hub_name == hub, c.content_type == content_type)
+        query = select(*_SUMMARY_COLUMNS).where(c.hub_name == hub, c.content_type == content_type)
         if name is not None:
             query = query.where(c.name == name)
         if latest_only:

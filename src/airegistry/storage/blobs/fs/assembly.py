@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import mmap
 import os
-from concurrent.futures import Future
 from typing import IO, Any
 
 from airegistry.storage.blobs.errors import CorruptObjectError
@@ -18,7 +17,6 @@ from airegistry.storage.blobs.fs.container import (
 )
 from airegistry.storage.blobs.fs.fsio import pread_exact, pread_part, set_direct
 from airegistry.storage.blobs.fs.writer import BlockCrcs, TempWriter, release
-from airegistry.storage.blobs.fs.writer import pool as hash_pool
 from airegistry.storage.checksums import crc32
 
 ASSEMBLE_CHUNK = 4 << 20
@@ -37,8 +35,8 @@ def assemble_parts(
 
     Only what completion needs is computed: the ETag and composite checksum come from the
     parts' recorded digests, so the data is read once (ASSEMBLE_CHUNK at a time) for two
-    jobs.  (1) The sha256 of the whole object, which reads of the object verify against,
-    runs on a helper thread while this thread checks and writes the same buffer.  (2) Every
+    jobs.  (1) The sha256 of the whole object, which reads of the object verify against.
+    (2) Every
     256 KiB block of every part is checked against the CRC32 recorded when the part
     arrived, so a part file damaged on disk fails the completion (CorruptObjectError, the
     upload is kept and the part can be sent again) instead of being baked into an object
@@ -76,35 +74,21 @@ def assemble_parts(
         for index, (_, _, size) in enumerate(opened)
         for offset in range(0, size, ASSEMBLE_CHUNK)
     ]
-    # two page-aligned buffers: the next chunk is read on a helper thread while this
-    # thread checks and writes the current one and another helper hashes it
-    mems = [mmap.mmap(-1, ASSEMBLE_CHUNK) for _ in range(2)]
-    bufs = [memoryview(m) for m in mems]
-
-    def read(step: int) -> int:
-        index, offset, n = steps[step]
-        got, direct[index] = pread_part(
-            opened[index][0].fileno(), bufs[step % 2], n, offset, direct[index]
-        )
-        return got
-
+    # one page-aligned buffer (O_DIRECT reads need it); read, check, hash and write take
+    # turns: a read-ahead and sha256 on helper threads measured no faster on the whole
+    # (benchmarks/bench_storage.py, docs/storage.md), so the plain loop stays
+    mem = mmap.mmap(-1, ASSEMBLE_CHUNK)
+    buf = memoryview(mem)
     out = TempWriter(path, ASSEMBLE_CHUNK)
-    pool = hash_pool()
-    reading: Future[int] | None = pool.submit(read, 0) if steps else None
-    hashing: Future[None] | None = None
     part_sha: Any = None
     try:
-        for step, (index, offset, n) in enumerate(steps):
-            _, pdoc, size = opened[index]
-            assert reading is not None
-            got = reading.result()
-            reading = None
+        for index, offset, n in steps:
+            f, pdoc, size = opened[index]
+            got, direct[index] = pread_part(f.fileno(), buf, n, offset, direct[index])
             if got != n:
                 raise corrupt(pdoc, f"data ends at byte {offset + got} of {size}")
-            chunk = bufs[step % 2][:got]
-            if step + 1 < len(steps):
-                reading = pool.submit(read, step + 1)
-            hashing = pool.submit(sha.update, chunk)
+            chunk = buf[:got]
+            sha.update(chunk)
             table_in = recorded[index]
             if offset == 0:
                 part_sha = None if table_in is not None else hashlib.sha256()
@@ -121,8 +105,6 @@ def assemble_parts(
             if blocks is not None:
                 blocks.update(chunk)
             out.write(chunk, page_aligned=True)
-            hashing.result()  # this buffer is refilled two steps on: sha256 must be done
-            hashing = None
             if (
                 offset + got == size
                 and part_sha is not None
@@ -141,18 +123,12 @@ def assemble_parts(
         table_bytes = blocks.finish() if blocks is not None else bytes(table)
         out.finish(table_bytes + encode_trailer(doc))
     except BaseException:
-        for fut in (reading, hashing):
-            if fut is not None:
-                with contextlib.suppress(BaseException):
-                    fut.result()
         out.close()
-        for view, mem in zip(bufs, mems, strict=True):
-            release(view, mem)
+        release(buf, mem)
         with contextlib.suppress(OSError):
             os.unlink(path)
         raise
     out.close()
-    for view, mem in zip(bufs, mems, strict=True):
-        release(view, mem)
+    release(buf, mem)
     return written
 
