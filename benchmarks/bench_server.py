@@ -88,8 +88,9 @@ Anchors from issue #5 (measured earlier on this machine, for context):
   moto   ~240 describe/s (p50 3.1 ms), 79 list pages/s, 10,000 items paged in 1.2-2.3 s,
          S3 ~100 MB/s up, ~70 MB/s down, server RSS 4-7x the object
   floor  ~1,000 describe/s, 10,000 items paged in ~0.2 s
-Targets: describe >= 0.6x floor and >= 2.5x moto; 10,000 items paged in <= 2x the floor's
-time; S3 >= 3x moto both ways with server RSS < 150 MB during the transfer."""
+Targets: describe >= 2.5x moto and, with 1 client, >= 0.8x the floor on the same stack
+(issue #12; #5 asked 0.6x); 10,000 items paged in <= 2x the floor's time; S3 >= 3x moto
+both ways with server RSS < 150 MB during the transfer."""
 
 
 # -- the items every server holds -------------------------------------------------------------
@@ -447,7 +448,7 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
 
     checks: list[tuple[str, float | None, str, float]] = [
         ("describe/s ours/floor, 1 client", ratio(ours.get("describe1_rps"),
-                                                  floor.get("describe1_rps")), ">=", 0.6),
+                                                  floor.get("describe1_rps")), ">=", 0.8),
         (f"describe/s ours/floor, {n} clients", ratio(ours.get("describeN_rps"),
                                                       floor.get("describeN_rps")), ">=", 0.6),
         ("describe/s ours/moto, 1 client", ratio(ours.get("describe1_rps"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from airegistry.runtime import launcher as launcher_mod
 from airegistry.runtime import pool as pool_mod
 from airegistry.runtime import sandbox
 from airegistry.runtime.manager import PoolManager
@@ -129,7 +130,7 @@ def test_auto_falls_back_to_limits_and_warns_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sandbox, "probe_isolation", _no_bwrap)
-    monkeypatch.setattr(pool_mod, "_fallback_warned", False)
+    monkeypatch.setattr(launcher_mod, "_fallback_warned", False)
     code = code_dir(tmp_path, OK)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

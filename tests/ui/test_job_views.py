@@ -104,7 +104,7 @@ def model(registry_home: Path):
 
 
 def test_read_model_jobs_recorded_by_another_tool(model) -> None:
-    from airegistry.ui.read_model import BadRequest, NotFound
+    from airegistry.ui.errors import BadRequest, NotFound
 
     client = model.session.sagemaker_client
     for i in range(3):

@@ -69,7 +69,7 @@ def test_dataset_view_preview_and_histograms(model, write_jsonl) -> None:
 
 
 def test_missing_things_are_not_found_and_bad_input_is_bad_request(model) -> None:
-    from airegistry.ui.read_model import BadRequest, NotFound
+    from airegistry.ui.errors import BadRequest, NotFound
 
     with pytest.raises(NotFound, match=r"no dataset '\.\./etc'"):
         model.dataset("../etc")

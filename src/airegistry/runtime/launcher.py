@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
+import logging
 import mmap
 import os
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +29,8 @@ from .errors import IsolationUnavailableError
 from .guest import frames as F
 from .spec import FunctionSpec
 from .uids import UidLease, UidUnavailableError, lease_uid
+
+log = logging.getLogger(__name__)
 
 Isolation = Literal["auto", "full", "limits"]
 
@@ -256,3 +260,23 @@ class WorkerLauncher:
         )
         worker.queue_frame(F.FrameEncoder().encode(init))
         return worker
+
+
+_fallback_warned = False
+_fallback_lock = threading.Lock()
+
+
+def warn_fallback_once(reason: str) -> None:
+    """Say once per process that workers run without bubblewrap, and why (the pool calls
+    this when it starts in fallback mode)."""
+    global _fallback_warned
+    with _fallback_lock:
+        if _fallback_warned:
+            return
+        _fallback_warned = True
+    message = (
+        "airegistry function runtime: full isolation (bubblewrap) is unavailable, workers run "
+        f"with resource limits only: {reason}. Pass isolation='full' to refuse to run instead."
+    )
+    log.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -26,7 +26,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -49,7 +48,7 @@ from .dispatch import (
 )
 from .errors import InvocationCancelledError, IsolationUnavailableError, PoolClosedError
 from .guest import frames as F
-from .launcher import Isolation, WorkerLauncher
+from .launcher import Isolation, WorkerLauncher, warn_fallback_once
 from .sandbox import isolation_status
 from .spec import FunctionSpec, InvocationResult
 
@@ -68,8 +67,6 @@ log = logging.getLogger(__name__)
 _PIPELINE_DEPTH = 3  # chunks in flight per worker (queued calls never started are re-queued)
 _MAX_REQUEUES = 3  # an innocent call re-run more often than this fails instead
 _PROGRESS_INTERVAL_S = 0.05
-_fallback_warned = False
-_fallback_lock = threading.Lock()
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
@@ -142,7 +139,7 @@ class WorkerPool:
                 return
             self._launcher.prepare()
             if self._launcher.fallback is not None:
-                _warn_fallback(self._launcher.fallback)
+                warn_fallback_once(self._launcher.fallback)
             self._start_threads()
             with self._cond:
                 self._started = True
@@ -509,20 +506,6 @@ class WorkerPool:
         for part in reversed(retry):
             if not self._queue.put_front(part):
                 part.sink.abort(PoolClosedError("the worker pool was closed"))
-
-
-def _warn_fallback(reason: str) -> None:
-    global _fallback_warned
-    with _fallback_lock:
-        if _fallback_warned:
-            return
-        _fallback_warned = True
-    message = (
-        "airegistry function runtime: full isolation (bubblewrap) is unavailable, workers run "
-        f"with resource limits only: {reason}. Pass isolation='full' to refuse to run instead."
-    )
-    log.warning(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 @atexit.register

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -54,6 +53,7 @@ from airegistry.server.errors import AUTH_CODES, family, send_protocol_error
 from airegistry.server.iam import handle_iam
 from airegistry.server.logging import log_access
 from airegistry.server.metrics import Metrics
+from airegistry.server.operations import lambda_operation, operation_label
 from airegistry.server.s3 import S3Config, S3Handler
 from airegistry.server.s3_requests import virtual_host_bucket
 from airegistry.server.sts import handle_sts
@@ -441,7 +441,7 @@ class AiRegistryApp:
     async def _lambda(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send,
                       body: bytes) -> None:
         parts = ctx.path.rstrip("/").split("/")
-        ctx.operation = _lambda_operation(ctx.method, parts)
+        ctx.operation = lambda_operation(ctx.method, parts)
         if self.services.lambda_app is None:
             return await send_protocol_error(send, ctx, "lambda", "UnknownOperationException",
                                              "Lambda is not served by this endpoint", 400)
@@ -484,37 +484,12 @@ class AiRegistryApp:
                                                 ("x-amzn-RequestId", ctx.request_id)], out)
 
 
-@functools.cache
-def _model_operations(service: str) -> frozenset[str]:
-    from airegistry.hub.botocore_model import service_model
-
-    return frozenset(service_model(service).operation_names)
-
-
-def operation_label(service: str, operation: str) -> str:
-    """The operation as metrics and the access log name it: one of the service model's
-    operations, or ``Unknown`` (so bogus targets cannot grow ``/metrics`` without bound)."""
-    return operation if operation in _model_operations(service) else "Unknown"
-
-
 def _claimed_key(ctx: RequestContext) -> str | None:
     """The (unverified) access key a request names; only used under --no-auth."""
     try:
         return sigv4.extract_signature(ctx.headers, ctx.query).access_key
     except sigv4.SigV4Error:
         return None
-
-
-def _lambda_operation(method: str, parts: list[str]) -> str:
-    # /2015-03-31/functions[/name[/code|/invocations|/configuration]]
-    tail = parts[3:] if len(parts) > 3 else []
-    if not tail:
-        return "ListFunctions" if method == "GET" else "CreateFunction"
-    if len(tail) == 1:
-        return {"GET": "GetFunction", "DELETE": "DeleteFunction"}.get(method, "Unknown")
-    return {"invocations": "Invoke", "code": "UpdateFunctionCode",
-            "configuration": "GetFunctionConfiguration" if method == "GET"
-            else "UpdateFunctionConfiguration"}.get(tail[1], "Unknown")
 
 
 def create_app(services: ServerServices, *, auth: AuthConfig | None,

@@ -19,7 +19,6 @@ data comes from. Everything here is blocking; the routes run it on worker thread
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import threading
@@ -46,6 +45,8 @@ from airegistry.train.artifacts import MANIFEST, MODEL_CONTENT_TYPE, TrainedMode
 from airegistry.train.job import TrainingJob
 from airegistry.ui import preview, render
 from airegistry.ui.charts import Chart, histogram
+from airegistry.ui.errors import BadRequest, NotFound
+from airegistry.ui.stored_files import open_stored
 from airegistry.ui.training import epoch, job_view, model_view
 from airegistry.ui.views import (
     DatasetView,
@@ -70,14 +71,6 @@ HISTOGRAM_SAMPLE_ROWS = 2000
 MAX_CODE_BYTES = 1 << 20
 EVALUATOR_KEYWORD = f"@subtype:{EVALUATOR_SUBTYPE.lower()}"
 KINDS = {"datasets": DATASET_HUB_CONTENT_TYPE, "evaluators": EVALUATOR_HUB_CONTENT_TYPE}
-
-
-class NotFound(Exception):
-    """What the page asks for does not exist (answered with a 404 page)."""
-
-
-class BadRequest(Exception):
-    """The request itself is wrong: a bad version string, a bad row position (400 page)."""
 
 
 class ReadModel:
@@ -204,48 +197,10 @@ class ReadModel:
             versions=self._versions(DATASET_HUB_CONTENT_TYPE, name),
         )
 
-    def _open_ranged(self, bucket: str, key: str) -> preview.RangedFile:
-        """The stored object as a seekable file of ranged reads (own store, else S3)."""
-        from airegistry.storage.blobs.errors import BlobStoreError, NoSuchBucket
-
-        store = self.home.objects
-        try:
-            size = store.head_object(bucket, key).size
-
-            def fetch(first: int, last: int) -> bytes:
-                _, stream = store.open_object(bucket, key, byte_range=(first, last))
-                with stream:
-                    return stream.read()
-
-            return preview.RangedFile(fetch, size)
-        except NoSuchBucket:
-            pass
-        except BlobStoreError as exc:
-            raise NotFound(f"The stored data s3://{bucket}/{key} cannot be read: {exc}") from None
-        return self._open_external(bucket, key)
-
-    @staticmethod
-    def _open_external(bucket: str, key: str) -> preview.RangedFile:
-        import boto3
-        from botocore.exceptions import BotoCoreError
-
-        client = boto3.session.Session().client("s3")
-        try:
-            size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
-        except (ClientError, BotoCoreError) as exc:
-            raise NotFound(f"The data s3://{bucket}/{key} cannot be read: {exc}") from None
-
-        def fetch(first: int, last: int) -> bytes:
-            body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}")["Body"]
-            with contextlib.closing(body):
-                return body.read()
-
-        return preview.RangedFile(fetch, size)
-
     def preview(self, ds: DatasetView, start: preview.Cursor) -> preview.PreviewPage:
         if ds.file_type is None:
             raise BadRequest(f"{ds.key} is not a file type the registry reads")
-        f = self._open_ranged(ds.bucket, ds.key)
+        f = open_stored(self.home.objects, ds.bucket, ds.key)
         if f.size == 0:
             return preview.PreviewPage(start=start)
         try:
@@ -261,7 +216,7 @@ class ReadModel:
         seen = 0
         complete = True
         try:
-            f = self._open_ranged(ds.bucket, ds.key)
+            f = open_stored(self.home.objects, ds.bucket, ds.key)
             for row in preview.iter_rows(f, ds.file_type):
                 if seen >= HISTOGRAM_SAMPLE_ROWS:
                     complete = False
@@ -276,7 +231,7 @@ class ReadModel:
         return charts, seen, complete
 
     def download(self, ds: DatasetView) -> tuple[int, Iterator[bytes]]:
-        f = self._open_ranged(ds.bucket, ds.key)
+        f = open_stored(self.home.objects, ds.bucket, ds.key)
 
         def chunks() -> Iterator[bytes]:
             while True:
@@ -291,7 +246,7 @@ class ReadModel:
         ds = self.dataset(name, version)
         if ds.file_type is None:
             raise BadRequest(f"{ds.key} is not a file type the registry reads")
-        f = self._open_ranged(ds.bucket, ds.key)
+        f = open_stored(self.home.objects, ds.bucket, ds.key)
         try:
             for row in preview.iter_rows(f, ds.file_type, preview.Cursor(number)):
                 if row.error or not isinstance(row.value, dict):
@@ -305,13 +260,13 @@ class ReadModel:
         """Every row, streamed, each parsed whole (for evaluation)."""
         if ds.file_type is None:
             raise BadRequest(f"{ds.key} is not a file type the registry reads")
-        f = self._open_ranged(ds.bucket, ds.key)
+        f = open_stored(self.home.objects, ds.bucket, ds.key)
         return preview.iter_rows(f, ds.file_type, row_bytes=preview.MAX_ROW_BYTES)
 
     def rows_at(self, ds: DatasetView, cursors: Iterable[preview.Cursor]) -> list[preview.PreviewRow]:
         """The rows at these cursors (one short ranged read each)."""
         assert ds.file_type is not None
-        f = self._open_ranged(ds.bucket, ds.key)
+        f = open_stored(self.home.objects, ds.bucket, ds.key)
         out = []
         for cursor in cursors:
             out += list(_first(preview.iter_rows(f, ds.file_type, cursor)))
@@ -344,7 +299,7 @@ class ReadModel:
 
     def _read_small(self, uri: str, limit: int) -> bytes:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
-        f = self._open_ranged(bucket, key)
+        f = open_stored(self.home.objects, bucket, key)
         if f.size > limit:
             raise BadRequest(f"{uri} is larger than {limit:,} bytes")
         return f.read(limit)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from airegistry.ui.auth import NO_AUTH_WARNING, csrf_ok, csrf_token
-from airegistry.ui.read_model import BadRequest, NotFound
+from airegistry.ui.errors import BadRequest, NotFound
 
 __all__ = ["BadRequest", "Forbidden", "LoginRequired", "NotFound"]
 
