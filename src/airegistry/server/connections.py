@@ -199,6 +199,14 @@ class _Guarded:
     transport: Any
     loop: Any
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._admit(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _admit(self, transport: asyncio.Transport) -> bool:
         guard = current_guard()
         if not guard.admit(self):
@@ -261,14 +269,6 @@ class GuardedH11Protocol(_Guarded, H11Protocol):
 
     h11 itself refuses request headers over 16 KiB (``400``)."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
-        super().connection_lost(exc)
-
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._track()
@@ -296,14 +296,6 @@ class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
     _in_headers = False  # a request has begun and its headers are not complete
     _refused = False
     _header_bytes = 0
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
