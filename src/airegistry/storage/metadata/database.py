@@ -99,8 +99,8 @@ class Database:
             # Driver-level autocommit: SQLAlchemy's "begin" hook below issues BEGIN itself.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            _enter_wal(cursor, busy_timeout_ms)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -159,6 +159,27 @@ class Database:
         if self._point_reads is not None:
             self._point_reads.close()
         self.engine.dispose()
+
+
+def _enter_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch a SQLite file to WAL, waiting for other openers of a new file.
+
+    Switching the journal mode can answer "database is locked" at once, without the busy
+    handler, while another connection is switching it or migrating: retry until the busy
+    timeout has passed.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 __all__ = ["DATABASE_URL_ENV", "Database", "DatabaseUnavailable"]
