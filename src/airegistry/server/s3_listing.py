@@ -31,6 +31,14 @@ def max_items(ctx: RequestContext, name: str, default: int = 1000,
 _HIGHEST = "\U0010ffff"
 
 
+def url_encoding(ctx: RequestContext) -> bool:
+    """Whether a listing asks for URL-encoded keys (``encoding-type=url``, the only value)."""
+    enc = ctx.query_value("encoding-type")
+    if enc is not None and enc != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+    return enc == "url"
+
+
 def resume_after(marker: str | None, prefix: str, delimiter: str | None) -> str | None:
     """Where a listing resumes after ``marker``: past every key below it when it is a
     common prefix of this listing (S3 hands those back as markers), else just after it."""
@@ -55,9 +63,7 @@ class S3Listings:
         ctx.operation = "ListObjectsV2" if v2 else "ListObjects"
         prefix = ctx.query_value("prefix") or ""
         delimiter = ctx.query_value("delimiter") or None
-        enc = ctx.query_value("encoding-type")
-        if enc is not None and enc != "url":
-            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+        url_encode = url_encoding(ctx)
         max_keys = max_items(ctx, "max-keys")
         if v2:
             token = ctx.query_value("continuation-token") or None
@@ -73,11 +79,11 @@ class S3Listings:
             body = s3_xml.list_objects_v2(
                 bucket=bucket, result=result, prefix=prefix, delimiter=delimiter,
                 max_keys=max_keys, continuation_token=token, start_after=start_after,
-                url_encode=enc == "url")
+                url_encode=url_encode)
         else:
             body = s3_xml.list_objects_v1(
                 bucket=bucket, result=result, prefix=prefix, delimiter=delimiter,
-                max_keys=max_keys, marker=start_after or "", url_encode=enc == "url")
+                max_keys=max_keys, marker=start_after or "", url_encode=url_encode)
         await self._xml(send, ctx, body)
 
     async def list_multipart_uploads(self, ctx: RequestContext, send: Send, bucket: str) -> None:
@@ -85,9 +91,7 @@ class S3Listings:
         delimiter = ctx.query_value("delimiter") or None
         key_marker = ctx.query_value("key-marker") or ""
         upload_id_marker = ctx.query_value("upload-id-marker") or ""
-        enc = ctx.query_value("encoding-type")
-        if enc is not None and enc != "url":
-            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+        url_encode = url_encoding(ctx)
         max_uploads = max_items(ctx, "max-uploads")
         listing = await run_sync(lambda: self.objects.list_multipart_uploads(
             bucket, prefix=prefix, delimiter=delimiter, key_marker=key_marker or None,
@@ -95,7 +99,7 @@ class S3Listings:
         await self._xml(send, ctx, s3_xml.list_multipart_uploads(
             bucket=bucket, listing=listing, prefix=prefix, delimiter=delimiter,
             key_marker=key_marker, upload_id_marker=upload_id_marker, max_uploads=max_uploads,
-            owner_id=self.config.owner_id, url_encode=enc == "url"))
+            owner_id=self.config.owner_id, url_encode=url_encode))
 
     async def list_parts(self, ctx: RequestContext, send: Send, bucket: str, key: str,
                          upload_id: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from airegistry.server import s3_xml
 from airegistry.server.asgi import RequestContext, Send, run_sync
-from airegistry.server.s3_listing import max_items, resume_after
+from airegistry.server.s3_listing import max_items, resume_after, url_encoding
 from airegistry.server.s3_xml import S3Error, elem, maybe_url
 
 
@@ -56,9 +56,7 @@ class S3Versions:
         delimiter = ctx.query_value("delimiter") or None
         key_marker = ctx.query_value("key-marker") or ""
         version_marker = ctx.query_value("version-id-marker") or ""
-        enc = ctx.query_value("encoding-type")
-        if enc is not None and enc != "url":
-            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+        url_encode = url_encoding(ctx)
         if version_marker and not key_marker:
             raise S3Error("InvalidArgument", "A version-id marker cannot be specified without "
                           "a key marker.", ArgumentName="version-id-marker")
@@ -72,7 +70,7 @@ class S3Versions:
         await self._xml(send, ctx, list_versions_result(
             bucket=bucket, result=result, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
             key_marker=key_marker, version_id_marker=version_marker,
-            owner_id=self.config.owner_id, url_encode=enc == "url"))
+            owner_id=self.config.owner_id, url_encode=url_encode))
 
 
 __all__ = ["S3Versions", "list_versions_result"]

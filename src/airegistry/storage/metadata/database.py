@@ -18,6 +18,8 @@ nothing half-written remains; the wire layers answer it with 503 ServiceUnavaila
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,9 +170,6 @@ def _enter_wal(cursor: Any, busy_timeout_ms: int) -> None:
     handler, while another connection is switching it or migrating: retry until the busy
     timeout has passed.
     """
-    import sqlite3
-    import time
-
     deadline = time.monotonic() + busy_timeout_ms / 1000
     while True:
         try:
