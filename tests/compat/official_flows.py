@@ -25,20 +25,23 @@ import boto3
 RESULTS: list[dict] = []
 
 
-def report(step: str, ok: bool, detail: str = "") -> None:
+def report(step: str, ok: bool, detail: str = "", seconds: float = 0.0) -> None:
     RESULTS.append({"step": step, "ok": ok, "detail": detail})
-    print(json.dumps({"step": step, "ok": ok, "detail": detail[-2000:]}), flush=True)
+    print(json.dumps({"step": step, "ok": ok, "seconds": round(seconds, 1),
+                      "detail": detail[-2000:]}), flush=True)
 
 
 def step(name: str):
     def wrap(fn):
         def run(*args, **kwargs):
+            started = time.monotonic()
             try:
                 value = fn(*args, **kwargs)
             except BaseException as exc:  # a step that fails must not stop the others
-                report(name, False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                report(name, False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                       time.monotonic() - started)
                 return None
-            report(name, True, "" if value is None else str(value))
+            report(name, True, "" if value is None else str(value), time.monotonic() - started)
             return value if value is not None else True
         return run
     return wrap
