@@ -14,6 +14,9 @@ fresh subprocess, CPU seconds (self + workers), wall seconds and peak RSS of:
       stored object does: the store's stream verifies the sha256)
   (t) the same stream, parallel, warm (the caller reads, hashes and ships the parts)
   (f) jsonschema Draft 7, every row        (g) pyarrow.json.read_json (threaded)
+  (p) the parallel floor: (b) in one warm process per core, each on its share of the
+      file (cut at newlines), started before the clock: what this machine's cores give
+      a perfectly parallel parse, against which (h) is judged
 
 and prints a table with each CPU/wall ratio to (b), then per dataset and size the ratios
 the issues name: single CPU / floor, parallel wall / single wall (cold and warm; for the
@@ -24,7 +27,7 @@ measurement is repeated (``--repeat``, default 3, interleaved) and the lowest CP
 times are kept, because a shared machine adds noise that only ever makes things slower;
 peak RSS is the highest seen. Usage:
 
-    python benchmarks/bench_validate.py [--size-mb 20,100,300] [--only abdeghst] [--repeat 3]
+    python benchmarks/bench_validate.py [--size-mb 20,100,300] [--only abdeghpst] [--repeat 3]
                                         [--data-dir DIR]
 
 It is a script, not a test: nothing here asserts a time. Parallel-vs-single ratios only
@@ -34,6 +37,7 @@ mean something when the other cores are idle: check the load columns.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -54,6 +58,7 @@ KINDS = {
     "t": "ours stream par warm",
     "f": "jsonschema Draft7",
     "g": "pyarrow read_json",
+    "p": "orjson parallel floor",
 }
 
 WORDS = ["the", "model", "learns", "from", "data", "and", "every", "row", "must", "be", "usable", "training", "signal", "données", "café", "naïve", "über", "straße", "日本語", "テキスト", "中文", "데이터", "emoji", "🚀", "✅", 'quote"inside', "back\\slash", "tab\there", "new\nline", "math", "∑", "∫", "≤", "≥", "code", "{x:", "[1,", "2]}"]
@@ -127,8 +132,41 @@ def _proc_peak_mb(pid: int) -> float:
     return 0.0
 
 
+def _floor_part(path: str, start: int, end: int) -> None:
+    """Child of (p): parse lines ``[start, end)`` with orjson once the parent says go."""
+    import orjson
+
+    print("ready", flush=True)
+    sys.stdin.read(1)
+    c0 = _cpu()
+    with open(path, "rb", buffering=1 << 20) as f:
+        f.seek(start)
+        left = end - start
+        for line in f:
+            orjson.loads(line)
+            left -= len(line)
+            if left <= 0:
+                break
+    print(json.dumps({"cpu": _cpu() - c0}), flush=True)
+
+
+def _start_floor_parts(path: str) -> list[subprocess.Popen]:
+    from airegistry.formats.parallel import split_points
+    from airegistry.formats.pool import POOL
+
+    points = split_points(path, os.path.getsize(path), POOL.size)
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--floor-part", path,
+                               str(a), str(b)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+             for a, b in itertools.pairwise(points)]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    return procs
+
+
 def _measure(what: str, path: str, kind: str) -> None:
     base: dict[int, float] = {}
+    floor_parts = _start_floor_parts(path) if what == "p" else []
     if what in "dehst":
         import airegistry.formats  # noqa: F401  (imports are not part of the measure)
         from airegistry.formats.pool import POOL, start_workers
@@ -177,8 +215,18 @@ def _measure(what: str, path: str, kind: str) -> None:
         import pyarrow.json as pj
 
         pj.read_json(path)
+    part_cpu = 0.0
+    if floor_parts:
+        for proc in floor_parts:
+            proc.stdin.write("g")
+            proc.stdin.flush()
+        for proc in floor_parts:
+            part_cpu += json.loads(proc.stdout.readline())["cpu"]
+            proc.wait()
     wall = time.perf_counter() - t0
     cpu = _cpu() - c0
+    if floor_parts:  # their CPU from "go" on, not their start-up (which getrusage adds)
+        cpu = part_cpu
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     rss = max(me.ru_maxrss, kids.ru_maxrss) / 1024
@@ -218,14 +266,18 @@ def main() -> None:
                     help="size of each dataset (MB); several, comma-separated")
     ap.add_argument("--data-dir", help="keep the generated datasets here and reuse them "
                     "(default: a temporary directory)")
-    ap.add_argument("--only", default="abcdefghst",
+    ap.add_argument("--only", default="abcdefghpst",
                     help="subset of measurements, e.g. abdeghst")
     ap.add_argument("--datasets", default="sft,dpo,chat")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per measurement, the fastest is kept (the machine may be "
                     "shared); jsonschema (f) always runs once")
     ap.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--floor-part", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.floor_part:
+        _floor_part(args.floor_part[0], int(args.floor_part[1]), int(args.floor_part[2]))
+        return
     if args.measure:
         _measure(*args.measure)
         return
@@ -266,14 +318,15 @@ def main() -> None:
                     os.remove(path)
     print()
     print(f"{'MB':>5} {'dataset':8} {'single cpu/floor':>16} {'par/single cold':>15} "
-          f"{'par/single warm':>15} {'stream par/single':>17} {'warm/pyarrow':>12} "
+          f"{'par/single warm':>15} {'floor par/single':>16} {'stream par/single':>17} "
+          f"{'warm/pyarrow':>12} "
           f"{'RSS all warm':>12} {'pyarrow RSS':>11} {'load':>9}")
     for size_mb, kind, r, load0, load1 in summary:
         rss = f"{r['h']['rss_all_mb']:.0f}" if "h" in r else "-"
         prss = f"{r['g']['rss_mb']:.0f}" if "g" in r else "-"
         print(f"{size_mb:5g} {kind:8} {_ratio(r, 'd', 'b', 'cpu'):>16} "
               f"{_ratio(r, 'e', 'd'):>15} {_ratio(r, 'h', 'd'):>15} "
-              f"{_ratio(r, 't', 's'):>17} {_ratio(r, 'h', 'g'):>12} {rss:>12} {prss:>11} "
+              f"{_ratio(r, 'p', 'b'):>16} {_ratio(r, 't', 's'):>17} {_ratio(r, 'h', 'g'):>12} {rss:>12} {prss:>11} "
               f"{load0:4.2f}-{load1:4.2f}")
 
 
