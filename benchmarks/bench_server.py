@@ -68,6 +68,7 @@ from _server_bench_support import (
     run_load,
     run_parallel,
     start_server,
+    tree_cpu_seconds,
 )
 from _stacks import STACKS, launcher_argv
 
@@ -359,15 +360,18 @@ def s3_transfer(endpoint: Endpoint, server: ServerProcess, src: Path, src_sha: s
     client.create_bucket(Bucket=BUCKET)
     size = src.stat().st_size
     key = f"bench/{src.name}"
-    with RssSampler(server.proc.pid) as rss_up:
-        t0 = time.perf_counter()
+    pid = server.proc.pid
+    with RssSampler(pid) as rss_up:
+        cpu0, srv0, t0 = time.process_time(), tree_cpu_seconds(pid), time.perf_counter()
         client.upload_file(str(src), BUCKET, key)
         up_s = time.perf_counter() - t0
+        up_client, up_server = time.process_time() - cpu0, _cpu_delta(pid, srv0)
     dst = tmp / f"download-{endpoint.name}.bin"
-    with RssSampler(server.proc.pid) as rss_down:
-        t0 = time.perf_counter()
+    with RssSampler(pid) as rss_down:
+        cpu0, srv0, t0 = time.process_time(), tree_cpu_seconds(pid), time.perf_counter()
         client.download_file(BUCKET, key, str(dst))
         down_s = time.perf_counter() - t0
+        down_client, down_server = time.process_time() - cpu0, _cpu_delta(pid, srv0)
     ok = dst.stat().st_size == size and sha256_file(dst) == src_sha
     dst.unlink()
     with contextlib.suppress(Exception):
@@ -379,7 +383,27 @@ def s3_transfer(endpoint: Endpoint, server: ServerProcess, src: Path, src_sha: s
         "rss_base_mb": rss_up.baseline / MB,
         "rss_up_mb": rss_up.peak / MB, "rss_down_mb": rss_down.peak / MB,
         "s3_ok": float(ok),
+        "s3_up_client_cpu": up_client, "s3_up_server_cpu": up_server, "s3_up_s": up_s,
+        "s3_down_client_cpu": down_client, "s3_down_server_cpu": down_server, "s3_down_s": down_s,
     }
+
+
+def _cpu_delta(pid: int, before: float | None) -> float | None:
+    after = tree_cpu_seconds(pid)
+    return after - before if after is not None and before is not None else None
+
+
+def transfer_ceiling(ours: dict[str, Any], moto: dict[str, Any], way: str) -> float | None:
+    """The most ours/moto one transfer can reach on this machine's cores, from CPU alone.
+
+    The boto3 client does its share of the work (reading, checksums, HTTP) whatever the
+    server is, and the cores are shared by both: even a server that cost nothing could not
+    finish before ``client CPU / cores``. moto's wall time over that is the ceiling.
+    """
+    client_cpu, moto_s = ours.get(f"s3_{way}_client_cpu"), moto.get(f"s3_{way}_s")
+    if not client_cpu or not moto_s:
+        return None
+    return moto_s / (client_cpu / (os.cpu_count() or 1))
 
 
 def record_load(results: dict[str, Any], name: str, label: str, load: LoadResult) -> None:
@@ -424,6 +448,10 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
         ("server RSS idle, MB", "rss_base_mb", ",.0f"),
         ("server peak RSS upload, MB", "rss_up_mb", ",.0f"),
         ("server peak RSS download, MB", "rss_down_mb", ",.0f"),
+        ("S3 upload: client CPU s", "s3_up_client_cpu", ".2f"),
+        ("S3 upload: server CPU s", "s3_up_server_cpu", ".2f"),
+        ("S3 download: client CPU s", "s3_down_client_cpu", ".2f"),
+        ("S3 download: server CPU s", "s3_down_server_cpu", ".2f"),
         ("setup: items created/s", "setup_rate", ",.0f"),
     ]
     names = ["ours", "moto", "floor"]
@@ -473,6 +501,8 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
                                                    moto.get("describe1_cpu"))),
         ("server CPU per describe ours/floor", ratio(ours.get("describe1_cpu"),
                                                     floor.get("describe1_cpu"))),
+        ("S3 upload ours/moto ceiling (client CPU)", transfer_ceiling(ours, moto, "up")),
+        ("S3 download ours/moto ceiling (client CPU)", transfer_ceiling(ours, moto, "down")),
     ]
     print()
     print(f"{'target':<44}{'value':>10}  {'target':<9}result")
