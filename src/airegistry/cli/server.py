@@ -75,11 +75,11 @@ def _log_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "plain": {"format": "%(message)s"},
             "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         },
         "handlers": {
-            "access": {"class": "logging.StreamHandler", "formatter": "plain",
+            # no formatter: the message is the line, and log_access writes it directly
+            "access": {"class": "airegistry.server.logging.AccessLineHandler",
                        "stream": "ext://sys.stderr"},
             "default": {"class": "logging.StreamHandler", "formatter": "default",
                         "stream": "ext://sys.stderr"},

@@ -6,8 +6,13 @@ presigned URLs carry signatures in the query and bodies may carry anything.
 
 This runs once per request on the event loop, so it is kept cheap: the line is
 encoded with msgspec (an order of magnitude faster than ``json.dumps``) and the
-second-resolution timestamp is formatted once per second, not once per request, and
-the record is handed to the handlers without logging's caller lookup.
+second-resolution timestamp is formatted once per second, not once per request. When
+the logger's one handler is the server's own :class:`AccessLineHandler` (what
+``airegistry server`` configures) the line is written to its stream directly, without a
+``LogRecord``: in the running server that record, its formatting and logging's handler
+chain cost about 20 of the 35 us an access line took per request (~5% of a describe's
+server CPU). Any other set-up (more handlers, filters, propagation, pytest's caplog)
+gets ordinary records, so logging's configuration keeps its meaning.
 """
 
 from __future__ import annotations
@@ -63,9 +68,49 @@ def format_access_line(ctx: RequestContext) -> str:
     return _encode(access_record(ctx)).decode("utf-8")
 
 
+class AccessLineHandler(logging.StreamHandler):
+    """A stream handler for access lines, which :func:`log_access` may hand a finished line.
+
+    As a handler it behaves like ``logging.StreamHandler`` (records from anywhere are
+    formatted and written as usual). Lines are handed to it only while it has no
+    formatter (logging's default writes the message alone, which the line already is).
+    """
+
+    def write_line(self, line: str) -> None:
+        """Write ``line`` as ``emit`` would write a record whose formatted text it is."""
+        with self.lock:
+            try:
+                self.stream.write(line + self.terminator)
+                self.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(_record(line))
+
+
+def _record(line: str) -> logging.LogRecord:
+    # makeRecord + handle is what ``_log.info`` does minus the caller lookup (a stack
+    # walk for a file name and line the access format never shows): half the cost
+    return _log.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0, line, None, None)
+
+
+def _direct_handler() -> AccessLineHandler | None:
+    """The handler a line may go to directly: the only one, with nothing that would
+    look at a record (a formatter, filters, a level above INFO, propagation)."""
+    handlers = _log.handlers
+    if len(handlers) != 1 or _log.propagate or _log.filters:
+        return None
+    handler = handlers[0]
+    if (type(handler) is not AccessLineHandler or handler.formatter is not None
+            or handler.filters or handler.level > logging.INFO):
+        return None
+    return handler
+
+
 def log_access(ctx: RequestContext) -> None:
     if _log.isEnabledFor(logging.INFO):
-        # makeRecord + handle is what ``_log.info`` does minus the caller lookup (a stack
-        # walk for a file name and line the access format never shows): half the cost
-        _log.handle(_log.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0,
-                                    format_access_line(ctx), None, None))
+        handler = _direct_handler()
+        if handler is not None:
+            handler.write_line(format_access_line(ctx))
+        else:
+            _log.handle(_record(format_access_line(ctx)))
