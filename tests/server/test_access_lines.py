@@ -75,9 +75,14 @@ def test_a_direct_line_is_what_a_plain_stream_handler_writes(clean_loggers: None
     assert direct.getvalue() == plain.getvalue() != ""
 
 
-def test_a_warning_level_writes_nothing(clean_loggers: None) -> None:
+@pytest.mark.parametrize("how", ["warning level", "logger disabled"])
+def test_a_silenced_logger_writes_nothing(how: str, clean_loggers: None) -> None:
     _only(access.AccessLineHandler(out := io.StringIO()))
-    logging.getLogger(access.ACCESS_LOGGER).setLevel(logging.WARNING)
+    lg = logging.getLogger(access.ACCESS_LOGGER)
+    if how == "warning level":
+        lg.setLevel(logging.WARNING)
+    else:
+        lg.disabled = True
     access.log_access(_ctx())
     assert out.getvalue() == ""
 

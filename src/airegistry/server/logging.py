@@ -96,9 +96,10 @@ def _record(line: str) -> logging.LogRecord:
 
 def _direct_handler() -> AccessLineHandler | None:
     """The handler a line may go to directly: the only one, with nothing that would
-    look at a record (a formatter, filters, a level above INFO, propagation)."""
+    look at a record (a formatter, filters, a level above INFO, propagation), on a
+    logger that is not disabled."""
     handlers = _log.handlers
-    if len(handlers) != 1 or _log.propagate or _log.filters:
+    if len(handlers) != 1 or _log.propagate or _log.filters or _log.disabled:
         return None
     handler = handlers[0]
     if (type(handler) is not AccessLineHandler or handler.formatter is not None
