@@ -7,7 +7,9 @@ One run starts three servers as subprocesses on free ports:
   floor  ``floor_app`` served by ``_stacks.py``: a minimal Starlette app on the same stack
          as ours (``--stack``) that answers every POST with a canned, valid DescribeHubContent or
          ListHubContents response. It does no work, so it is the client-side floor: what
-         boto3 itself costs per call on this machine.
+         boto3 itself costs per call on this machine. For S3 it is the upload floor
+         (``s3_upload_floor``): it receives each part and hashes what the protocol asks
+         (MD5 for the ETag, the signed payload's sha256, the client's CRC32), keeps nothing.
 
 and measures, with real boto3 clients (retries off, errors counted):
 
@@ -20,7 +22,8 @@ and measures, with real boto3 clients (retries off, errors counted):
   * the server's CPU time per request (user + system of its process tree over the 1-client
     window): steadier than req/s when other work shares the machine;
   * S3 upload_file/download_file of a ``--s3-mb`` file (default TransferConfig): MB/s each
-    way and the server's peak RSS (process tree) during each transfer; ours and moto.
+    way and the server's peak RSS (process tree) during each transfer; ours and moto, and
+    the floor's upload.
 
 It prints a table, the ratios the issue's targets are stated in (met / MISSED), and the
 issue's anchors for context. A script, not a test: nothing asserts a time.
@@ -182,7 +185,70 @@ def floor_app(items: int) -> Any:
         await request.body()
         return Response(describe, media_type=ctype, headers=headers)
 
-    return Starlette(routes=[Route("/", endpoint, methods=["GET", "POST"])])
+    return Starlette(routes=[Route("/", endpoint, methods=["GET", "POST"]),
+                             Route("/{path:path}", s3_upload_floor,
+                                   methods=["GET", "PUT", "POST", "DELETE", "HEAD"])])
+
+
+_CRC32_HEADER = "x-amz-checksum-crc32"
+
+
+async def s3_upload_floor(request: Any) -> Any:
+    """The S3 upload floor: what any server must do with an upload's bytes, and nothing else.
+
+    Every part's body is received, hashed with MD5 (its ETag), with sha256 when the client
+    signed the payload (SigV4 requires the server to check it) and with CRC32 when the client
+    sent that checksum (S3 checks and records it); the bytes are then dropped. Nothing is
+    stored, so nothing can be read back: this measures the upload ceiling of the stack, the
+    client and the hashing the protocol asks for on this machine.
+    """
+    import base64
+    import secrets
+    import zlib
+
+    from starlette.responses import Response
+
+    xml = "application/xml"
+    query = request.query_params
+    bucket, _, key = request.url.path.lstrip("/").partition("/")
+    if request.method == "DELETE":
+        return Response(status_code=204)
+    if request.method == "PUT" and not key:
+        return Response(headers={"Location": f"/{bucket}"})
+    if request.method == "POST" and "uploads" in query:
+        upload_id = secrets.token_hex(16)
+        return Response(
+            f"<InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{key}</Key><UploadId>{upload_id}"
+            "</UploadId></InitiateMultipartUploadResult>",
+            media_type=xml)
+    if request.method == "POST" and "uploadId" in query:
+        await request.body()
+        return Response(
+            "<CompleteMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key>"
+            '<ETag>"{}-1"</ETag></CompleteMultipartUploadResult>'.format(
+                bucket, key, "0" * 32), media_type=xml)
+    if request.method != "PUT":
+        return Response(status_code=404)
+    signed = request.headers.get("x-amz-content-sha256", "")
+    want_crc = request.headers.get(_CRC32_HEADER)
+    md5 = hashlib.md5()
+    sha = hashlib.sha256() if re.fullmatch(r"[0-9a-f]{64}", signed) else None
+    crc = 0
+    async for chunk in request.stream():
+        md5.update(chunk)
+        if sha is not None:
+            sha.update(chunk)
+        if want_crc is not None:
+            crc = zlib.crc32(chunk, crc)
+    if sha is not None and sha.hexdigest() != signed:
+        return Response("sha256 mismatch", status_code=400)
+    headers = {"ETag": f'"{md5.hexdigest()}"'}
+    if want_crc is not None:
+        got = base64.b64encode(crc.to_bytes(4, "big")).decode()
+        if got != want_crc:
+            return Response("crc32 mismatch", status_code=400)
+        headers[_CRC32_HEADER] = got
+    return Response(headers=headers)
 
 
 def floor_app_from_env() -> Any:
@@ -354,8 +420,10 @@ def sha256_file(path: Path) -> str:
 
 
 def s3_transfer(endpoint: Endpoint, server: ServerProcess, src: Path, src_sha: str,
-                tmp: Path) -> dict[str, float]:
-    """upload_file then download_file with boto3's default TransferConfig; MB/s and peak RSS."""
+                tmp: Path, *, download: bool = True) -> dict[str, float]:
+    """upload_file then download_file with boto3's default TransferConfig; MB/s and peak RSS.
+
+    ``download=False`` (the floor, which keeps nothing) measures the upload only."""
     client = make_client(endpoint, "s3")
     client.create_bucket(Bucket=BUCKET)
     size = src.stat().st_size
@@ -366,6 +434,10 @@ def s3_transfer(endpoint: Endpoint, server: ServerProcess, src: Path, src_sha: s
         client.upload_file(str(src), BUCKET, key)
         up_s = time.perf_counter() - t0
         up_client, up_server = time.process_time() - cpu0, _cpu_delta(pid, srv0)
+    uploaded = {"s3_up_mbs": size / MB / up_s, "rss_up_mb": rss_up.peak / MB,
+                "s3_up_client_cpu": up_client, "s3_up_server_cpu": up_server, "s3_up_s": up_s}
+    if not download:
+        return uploaded
     dst = tmp / f"download-{endpoint.name}.bin"
     with RssSampler(pid) as rss_down:
         cpu0, srv0, t0 = time.process_time(), tree_cpu_seconds(pid), time.perf_counter()
@@ -379,11 +451,9 @@ def s3_transfer(endpoint: Endpoint, server: ServerProcess, src: Path, src_sha: s
     if not ok:
         print(f"!! {endpoint.name}: downloaded object differs from the uploaded file")
     return {
-        "s3_up_mbs": size / MB / up_s, "s3_down_mbs": size / MB / down_s,
-        "rss_base_mb": rss_up.baseline / MB,
-        "rss_up_mb": rss_up.peak / MB, "rss_down_mb": rss_down.peak / MB,
+        **uploaded, "s3_down_mbs": size / MB / down_s,
+        "rss_base_mb": rss_up.baseline / MB, "rss_down_mb": rss_down.peak / MB,
         "s3_ok": float(ok),
-        "s3_up_client_cpu": up_client, "s3_up_server_cpu": up_server, "s3_up_s": up_s,
         "s3_down_client_cpu": down_client, "s3_down_server_cpu": down_server, "s3_down_s": down_s,
     }
 
@@ -503,6 +573,9 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
                                                     floor.get("describe1_cpu"))),
         ("S3 upload ours/moto ceiling (client CPU)", transfer_ceiling(ours, moto, "up")),
         ("S3 download ours/moto ceiling (client CPU)", transfer_ceiling(ours, moto, "down")),
+        ("S3 upload floor/moto (upload floor)", ratio(floor.get("s3_up_mbs"),
+                                                     moto.get("s3_up_mbs"))),
+        ("S3 upload ours/floor", ratio(ours.get("s3_up_mbs"), floor.get("s3_up_mbs"))),
     ]
     print()
     print(f"{'target':<44}{'value':>10}  {'target':<9}result")
@@ -652,17 +725,20 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                 src = tmp / "payload.bin"
                 print(f"S3: writing a {args.s3_mb} MB random file...", flush=True)
                 sha = make_payload(src, args.s3_mb * MB)
-                for name in ("ours", "moto"):
+                for name in ("ours", "moto", "floor"):
                     if name in started:
                         server, endpoint = started[name]
+                        full = name != "floor"  # the floor keeps nothing to download
                         try:
-                            res[name].update(s3_transfer(endpoint, server, src, sha, tmp))
+                            res[name].update(s3_transfer(endpoint, server, src, sha, tmp,
+                                                         download=full))
                         except Exception as exc:  # report it and keep the rest of the table
                             print(f"!! {name} S3 transfer failed: {type(exc).__name__}: {exc}")
                             continue
-                        print(f"  {name:<5} S3 up {res[name]['s3_up_mbs']:.1f} MB/s, down "
-                              f"{res[name]['s3_down_mbs']:.1f} MB/s, peak RSS "
-                              f"{res[name]['rss_up_mb']:.0f}/{res[name]['rss_down_mb']:.0f} MB",
+                        down = (f", down {res[name]['s3_down_mbs']:.1f} MB/s, peak RSS "
+                                f"{res[name]['rss_up_mb']:.0f}/{res[name]['rss_down_mb']:.0f} MB"
+                                if full else " (upload floor)")
+                        print(f"  {name:<5} S3 up {res[name]['s3_up_mbs']:.1f} MB/s{down}",
                               flush=True)
                 src.unlink()
             for name, (server, _endpoint) in started.items():
