@@ -369,6 +369,21 @@ def test_handler_returning_garbage_is_a_500(wire: SageMakerWire, rec: Recorder) 
     expect_error(send(wire, "DescribeHubContent", DESCRIBE), "InternalFailure", 500)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_epoch_output_is_a_500_not_a_null(wire: SageMakerWire, rec: Recorder,
+                                                     value: float) -> None:
+    # the body encoder writes NaN as null; the shape encoder refuses it before that
+    rec.describe_output = {"CreationTime": value}
+    expect_error(send(wire, "DescribeHubContent", DESCRIBE), "InternalFailure", 500)
+
+
+def test_non_ascii_output_is_utf8_json(wire: SageMakerWire, rec: Recorder) -> None:
+    rec.describe_output = {"HubContentDescription": "r\u00e9sum\u00e9 \u2603 \U0001f600 \"q\" \\"}
+    status, _, body = send(wire, "DescribeHubContent", DESCRIBE)
+    assert status == 200
+    assert body["HubContentDescription"] == "r\u00e9sum\u00e9 \u2603 \U0001f600 \"q\" \\"
+
+
 # ----------------------------------------------------------------- call()
 
 

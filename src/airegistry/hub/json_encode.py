@@ -146,6 +146,8 @@ def compile_encoder(shape: Shape, path: str, for_json: bool) -> Encoder:
             def encode_epoch(value: Any) -> float:
                 # Handlers may hand over epoch seconds directly: no datetime round trip.
                 if type(value) is float:
+                    if not math.isfinite(value):
+                        raise TypeError(f"output member {path} must be finite")
                     return value
                 return _as_utc(value, path).timestamp()
 
