@@ -177,6 +177,60 @@ def test_pagination_walks_everything_once(client) -> None:
     assert len(set(seen)) == 23
 
 
+@pytest.mark.parametrize("sort_by", [None, "HubContentName", "CreationTime"])
+@pytest.mark.parametrize("order", ["Ascending", "Descending"])
+def test_paging_in_every_order_matches_one_page(client, sort_by, order) -> None:
+    # page statements are built once per shape: keyed pages must continue exactly
+    for i in (3, 0, 4, 1, 2, 6, 5):
+        _import(client, f"it-{i}", "1.0.0")
+    kw = {"SortOrder": order, **({"SortBy": sort_by} if sort_by else {})}
+    whole = client.list_hub_contents(HubName="hub-a", HubContentType="JsonDoc", **kw)
+    expected = [s["HubContentName"] for s in whole["HubContentSummaries"]]
+    seen, token = [], None
+    while True:
+        out = client.list_hub_contents(HubName="hub-a", HubContentType="JsonDoc", MaxResults=2,
+                                       **kw, **({"NextToken": token} if token else {}))
+        seen += [s["HubContentName"] for s in out["HubContentSummaries"]]
+        token = out.get("NextToken")
+        if not token:
+            break
+    assert seen == expected and len(expected) == 7
+    if sort_by == "HubContentName":
+        assert expected == sorted(expected, reverse=order == "Descending")
+
+
+def test_version_listing_pages_newest_first_above_min_version(client) -> None:
+    for version in ("1.0.0", "1.2.0", "2.0.0", "2.1.0", "3.0.0"):
+        _import(client, "multi", version)
+    seen, token = [], None
+    while True:
+        out = client.list_hub_content_versions(
+            HubName="hub-a", HubContentType="JsonDoc", HubContentName="multi",
+            MinVersion="1.2.0", MaxResults=2, **({"NextToken": token} if token else {}))
+        seen += [s["HubContentVersion"] for s in out["HubContentSummaries"]]
+        token = out.get("NextToken")
+        if not token:
+            break
+    assert seen == ["3.0.0", "2.1.0", "2.0.0", "1.2.0"]
+
+
+def test_name_filter_treats_like_wildcards_literally(home: Home, client) -> None:
+    from airegistry.storage.metadata.hubs import ContentFilter
+
+    for name in ("ab", "a-b", "axb"):
+        _import(client, name, "1.0.0")
+
+    def names(text: str) -> list[str]:
+        rows, _ = home.hub.repo.page_contents(
+            "hub-a", "JsonDoc", ContentFilter(name_contains=text), name=None, latest_only=True,
+            sort_by="HubContentName", descending=False, limit=10, after=None)
+        return [r.name for r in rows]
+
+    assert names("a") == ["a-b", "ab", "axb"]
+    assert names("%") == [] and names("_") == [] and names("a_b") == [] and names("/") == []
+    assert names("a-b") == ["a-b"]
+
+
 def test_paginator_works_when_botocore_defines_one(client) -> None:
     for i in range(7):
         _import(client, f"p-{i}", "1.0.0")
