@@ -567,6 +567,8 @@ def print_table(res: dict[str, dict[str, Any]], args: argparse.Namespace, auth: 
         ("list page/s ours/moto, 1 client", ratio(ours.get("list1_rps"), moto.get("list1_rps"))),
         (f"{args.items:,} items paged: time ours/moto", ratio(ours.get("page_all_s"),
                                                               moto.get("page_all_s"))),
+        ("describe/s floor/moto, 1 client (the most)", ratio(floor.get("describe1_rps"),
+                                                             moto.get("describe1_rps"))),
         ("server CPU per describe ours/moto", ratio(ours.get("describe1_cpu"),
                                                    moto.get("describe1_cpu"))),
         ("server CPU per describe ours/floor", ratio(ours.get("describe1_cpu"),
