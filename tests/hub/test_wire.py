@@ -377,6 +377,17 @@ def test_non_finite_epoch_output_is_a_500_not_a_null(wire: SageMakerWire, rec: R
     expect_error(send(wire, "DescribeHubContent", DESCRIBE), "InternalFailure", 500)
 
 
+def test_lone_surrogates_in_output_and_errors_are_escaped(wire: SageMakerWire,
+                                                         rec: Recorder) -> None:
+    rec.describe_output = {"HubContentDescription": "bad \udfff"}
+    status, _, body = send(wire, "DescribeHubContent", DESCRIBE)
+    assert status == 200 and body["HubContentDescription"] == "bad \udfff"
+    rec.describe_output = {}
+    rec.raise_on_describe = OperationError("ResourceNotFound", "no such \ud800 thing")
+    message = expect_error(send(wire, "DescribeHubContent", DESCRIBE), "ResourceNotFound")
+    assert message == "no such \ud800 thing"
+
+
 def test_non_ascii_output_is_utf8_json(wire: SageMakerWire, rec: Recorder) -> None:
     rec.describe_output = {"HubContentDescription": "r\u00e9sum\u00e9 \u2603 \U0001f600 \"q\" \\"}
     status, _, body = send(wire, "DescribeHubContent", DESCRIBE)
