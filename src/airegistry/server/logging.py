@@ -11,8 +11,9 @@ the logger's one handler is the server's own :class:`AccessLineHandler` (what
 ``airegistry server`` configures) the line is written to its stream directly, without a
 ``LogRecord``: in the running server an access line took 35 us per request, most of it
 that record, its formatting and logging's handler chain; writing it directly took server
-CPU per DescribeHub from ~394 to ~360 us. Any other set-up (more handlers, filters, propagation, pytest's caplog)
-gets ordinary records, so logging's configuration keeps its meaning.
+CPU per DescribeHub from ~394 to ~360 us. Any other set-up (more handlers, filters,
+propagation, pytest's caplog) gets ordinary records, so logging's configuration keeps
+its meaning.
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ def _content_keys(sort_by: str | None, by_name: bool) -> list[Any]:
 
 
 def _like_pattern(text: str) -> str:
-    """``%text%`` for LIKE with ``/`` as the escape character (what ``autoescape`` does)."""
+    """``%text%`` for LIKE with ``/`` as the escape character: what SQLAlchemy's
+    ``autoescape`` does, which takes only a literal, not a bind parameter."""
     escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
 
@@ -233,7 +234,8 @@ class HubRepository:
                   after: Sequence[Any] | None) -> tuple[list[Row], list[Any] | None]:
         query = select(hubs)
         if filters.name_contains:
-            query = query.where(hubs.c.name.contains(filters.name_contains, autoescape=True))
+            query = query.where(hubs.c.name.like(_like_pattern(filters.name_contains),
+                                                 escape="/"))
         for bound, col, below in (
             (filters.created_before, hubs.c.created_at, True),
             (filters.created_after, hubs.c.created_at, False),
@@ -379,14 +381,14 @@ class HubRepository:
             keyed=after is not None, limited=keep is None)
         keys = _content_keys(sort_by, name is not None)
         params: dict[str, Any] = {"hub": hub, "ctype": content_type, "limit": limit + 1}
-        for used, param, value in (
-            (shape.by_name, "name", name),
-            (shape.contains, "contains", _like_pattern(filters.name_contains or "")),
-            (shape.before, "before", filters.created_before),
-            (shape.after_time, "after_time", filters.created_after),
-        ):
-            if used:
-                params[param] = value
+        if name is not None:
+            params["name"] = name
+        if filters.name_contains:
+            params["contains"] = _like_pattern(filters.name_contains)
+        if filters.created_before is not None:
+            params["before"] = filters.created_before
+        if filters.created_after is not None:
+            params["after_time"] = filters.created_after
         if filters.min_version:
             major, minor, patch = filters.min_version
             params.update(min_major=major, min_minor=minor, min_patch=patch)
